@@ -1,0 +1,41 @@
+# The two commands of the README:
+#   make demo   sets everything up, then replays samples/ offline and prints the chargeback
+#   make test   sets everything up, then runs ruff, mypy and pytest
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# The exporter otherwise reports its own usage to Microsoft endpoints.
+export APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL := true
+export APPLICATIONINSIGHTS_SDKSTATS_DISABLED := true
+export APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED := true
+
+.PHONY: demo test lint typecheck setup bench accuracy clean
+
+demo: $(VENV)/.installed
+	$(BIN)/python -m chargeback demo
+
+test: $(VENV)/.installed tests/kusto/node_modules/.installed tests/azurite/node_modules/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check chargeback function_app.py
+	$(BIN)/mypy
+	$(BIN)/python -m pytest
+
+setup: $(VENV)/.installed tests/kusto/node_modules/.installed tests/azurite/node_modules/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+tests/%/node_modules/.installed: tests/%/package.json tests/%/package-lock.json
+	npm ci --prefix tests/$* --no-audit --no-fund --loglevel=error
+	touch $@
+
+bench: $(VENV)/.installed
+	$(BIN)/python -m chargeback bench
+
+accuracy: $(VENV)/.installed
+	$(BIN)/python -m chargeback accuracy tests/data/recorded-exchanges.jsonl
+
+clean:
+	rm -rf $(VENV) .chargeback tests/kusto/node_modules tests/azurite/node_modules

@@ -1,0 +1,5 @@
+import sys
+
+from chargeback.cli import main
+
+sys.exit(main())

@@ -1,0 +1,75 @@
+"""The exception tree. What the processor does with each branch is the point of it::
+
+    ChargebackError
+    ├── ConfigurationError        an app setting is wrong: fail fast, naming the setting
+    ├── BadMessage                this message can never be processed: record it, dead-letter it,
+    │   │                         go on with the rest of the batch
+    │   ├── MalformedMessage      not JSON, none of the contract's shapes, a field of a wrong type
+    │   ├── MessageTooLarge       over CHARGEBACK_MAX_MESSAGE_BYTES
+    │   ├── UnidentifiableMessage cut short before the fields that identify the call
+    │   └── UnknownModel          tokens must be estimated but no encoding is known for the model
+    └── TransientError            the world, not the message: raise so Event Hubs retries the batch
+        ├── TelemetryNotAccepted  Application Insights did not accept the batch's events
+        └── DeadLetterUnavailable the dead-letter store could not be written
+
+A bad message never raises out of the batch; a transient error always does, so the checkpoint
+does not move past events that were not delivered.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BadMessage",
+    "ChargebackError",
+    "ConfigurationError",
+    "DeadLetterUnavailable",
+    "MalformedMessage",
+    "MessageTooLarge",
+    "TelemetryNotAccepted",
+    "TransientError",
+    "UnidentifiableMessage",
+    "UnknownModel",
+]
+
+
+class ChargebackError(Exception):
+    """Base of every error the processor raises on purpose."""
+
+
+class ConfigurationError(ChargebackError):
+    """An app setting is missing or wrong."""
+
+
+class BadMessage(ChargebackError):
+    """The message can never be processed as it is; it is dead-lettered with this reason."""
+
+    #: Short machine-readable reason, stored with the dead letter.
+    reason = "bad-message"
+
+
+class MalformedMessage(BadMessage):
+    reason = "malformed"
+
+
+class MessageTooLarge(BadMessage):
+    reason = "too-large"
+
+
+class UnidentifiableMessage(BadMessage):
+    reason = "unidentifiable"
+
+
+class UnknownModel(BadMessage):
+    reason = "unknown-model"
+
+
+class TransientError(ChargebackError):
+    """A sink failed in a way a retry can fix: raised so that Event Hubs runs the batch again."""
+
+
+class TelemetryNotAccepted(TransientError):
+    pass
+
+
+class DeadLetterUnavailable(TransientError):
+    pass

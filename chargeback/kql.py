@@ -1,0 +1,49 @@
+"""KQL on the local store, with duckdb-kql: the same queries that run in Log Analytics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+__all__ = ["QueryResult", "run_kql"]
+
+
+class QueryResult:
+    def __init__(self, columns: list[str], rows: list[tuple[Any, ...]]):
+        self.columns = columns
+        self.rows = rows
+
+    def table(self) -> str:
+        """The result as an aligned text table."""
+        cells = [self.columns] + [[_cell(value) for value in row] for row in self.rows]
+        widths = [max(len(row[i]) for row in cells) for i in range(len(self.columns))]
+        lines = [
+            "  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True))
+            for row in cells
+        ]
+        lines.insert(1, "  ".join("-" * width for width in widths))
+        return "\n".join(line.rstrip() for line in lines)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:,.4f}" if abs(value) < 1000 else f"{value:,.2f}"
+    return str(value)
+
+
+def run_kql(
+    db_path: Path | str, text: str, parameters: dict[str, Any] | None = None
+) -> QueryResult:
+    """Run one KQL query on a local store file, read-only."""
+    import duckdb_kql
+
+    from chargeback.localstore import _open
+
+    con = _open(Path(db_path), read_only=True)
+    try:
+        relation = duckdb_kql.kql(con, text, parameters=parameters)
+        return QueryResult(list(relation.columns), relation.fetchall())
+    finally:
+        con.close()

@@ -1,0 +1,360 @@
+"""Stage 3: the OpenAI request and response bodies of a call, as one `Exchange`.
+
+Handles the four billable operations (chat completions, legacy completions, embeddings, the
+Responses API), as JSON and as server-sent events, including Azure's stream quirks: a first chunk
+with empty ``choices`` and ``prompt_filter_results``, content-filter chunks with no delta,
+``"usage": null`` on every chunk, a last chunk with the usage when
+``stream_options.include_usage`` is set, CRLF line ends, and streams cut short.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from chargeback import jsontext
+from chargeback.gateway import GatewayCall
+
+__all__ = [
+    "Choice",
+    "Exchange",
+    "Operation",
+    "parse_exchange",
+    "route",
+]
+
+Operation = Literal["chat.completion", "text_completion", "embeddings", "responses"]
+
+# Path ending -> operation, longest first, so "chat/completions" wins over "completions".
+# Source: Azure OpenAI REST reference (classic /openai/deployments/{d}/... and the v1 API
+# /openai/v1/...), and the OpenAI API reference for the same paths under /v1.
+_OPERATIONS: tuple[tuple[str, Operation], ...] = (
+    ("/chat/completions", "chat.completion"),
+    ("/completions", "text_completion"),
+    ("/embeddings", "embeddings"),
+    ("/responses", "responses"),
+)
+
+# APIM operation ids and names (the usage-only and bodies shapes carry no URL).
+_OPERATION_IDS: dict[str, Operation] = {
+    "chatcompletions_create": "chat.completion",
+    "chat.completion": "chat.completion",
+    "completions_create": "text_completion",
+    "text_completion": "text_completion",
+    "embeddings_create": "embeddings",
+    "embeddings": "embeddings",
+    "responses_create": "responses",
+    "createresponse": "responses",
+    "responses": "responses",
+}
+
+# The "object" field of a response body or its first stream chunk.
+_RESPONSE_OBJECTS: dict[str, Operation] = {
+    "chat.completion": "chat.completion",
+    "chat.completion.chunk": "chat.completion",
+    "text_completion": "text_completion",
+    "list": "embeddings",
+    "response": "responses",
+}
+
+_DEPLOYMENT = re.compile(r"/deployments/([^/]+)/")
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """What the URL says: the operation, the deployment (classic form) and the api-version."""
+
+    operation: Operation | None
+    deployment: str | None
+    api_version: str | None
+
+
+def route(url: str | None) -> Route:
+    """Read operation, deployment and api-version from a gateway URL."""
+    if not url:
+        return Route(None, None, None)
+    parts = urlsplit(url)
+    path = parts.path.rstrip("/")
+    operation = next((op for suffix, op in _OPERATIONS if path.endswith(suffix)), None)
+    match = _DEPLOYMENT.search(path + "/")
+    deployment = unquote(match.group(1)) if match else None
+    versions = parse_qs(parts.query).get("api-version")
+    return Route(operation, deployment, versions[0] if versions else None)
+
+
+@dataclass(slots=True)
+class Choice:
+    """What the model wrote in one choice (or one Responses output): the text the tokenizer
+    must count when the API did not report usage."""
+
+    text: list[str] = field(default_factory=list)
+    # (name, arguments) of each tool or function call.
+    tool_calls: list[list[str]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Exchange:
+    """A call's bodies, parsed once."""
+
+    operation: Operation | None
+    deployment: str | None
+    api_version: str | None
+    stream: bool = False
+    request: dict[str, Any] | None = None
+    response_model: str | None = None
+    #: The ``usage`` object exactly as the API wrote it (chat or Responses form), if any.
+    usage: dict[str, Any] | None = None
+    choices: dict[int, Choice] = field(default_factory=dict)
+    request_truncated: bool = False
+    response_truncated: bool = False
+    #: Notes on what could not be read, for the event (never content).
+    notes: list[str] = field(default_factory=list)
+
+    def choice(self, index: int) -> Choice:
+        found = self.choices.get(index)
+        if found is None:
+            found = self.choices[index] = Choice()
+        return found
+
+
+def parse_exchange(call: GatewayCall) -> Exchange:
+    """Parse the bodies of a call. Never raises on bad bodies: it notes what it could not read."""
+    where = route(call.url)
+    exchange = Exchange(where.operation, where.deployment, where.api_version)
+    exchange.request = _parse_request(call.request_body, exchange)
+    if exchange.operation is None:
+        exchange.operation = _operation_from_id(call.operation_id)
+    if exchange.request is not None:
+        exchange.stream = exchange.request.get("stream") is True
+        if exchange.deployment is None and isinstance(exchange.request.get("model"), str):
+            # The v1 API (/openai/v1/...) names the deployment in the body's "model".
+            exchange.deployment = exchange.request["model"]
+    if call.response_body:
+        _parse_response(call.response_body, call.response_content_type, exchange)
+    if exchange.operation is None:
+        exchange.operation = _operation_from_request(exchange.request)
+    return exchange
+
+
+def _operation_from_id(operation_id: str | None) -> Operation | None:
+    if not operation_id:
+        return None
+    return _OPERATION_IDS.get(operation_id.strip().lower())
+
+
+def _operation_from_request(request: dict[str, Any] | None) -> Operation | None:
+    if request is None:
+        return None
+    if "messages" in request:
+        return "chat.completion"
+    if "prompt" in request:
+        return "text_completion"
+    if "input" in request:
+        # Embeddings and Responses both take "input"; only Responses has these.
+        responses_only = ("instructions", "tools", "previous_response_id", "reasoning", "text")
+        return "responses" if any(k in request for k in responses_only) else "embeddings"
+    return None
+
+
+def _parse_request(body: str | None, exchange: Exchange) -> dict[str, Any] | None:
+    if not body:
+        return None
+    try:
+        value, truncated = jsontext.loads_prefix(body)
+    except (ValueError, RecursionError):
+        exchange.notes.append("request-unreadable")
+        return None
+    exchange.request_truncated = truncated
+    if not isinstance(value, dict):
+        exchange.notes.append("request-unreadable")
+        return None
+    return value
+
+
+def _is_stream(body: str, content_type: str | None) -> bool:
+    if content_type and "event-stream" in content_type.lower():
+        return True
+    head = body.lstrip()[:6]
+    return head.startswith(("data:", "event:"))
+
+
+def _parse_response(body: str, content_type: str | None, exchange: Exchange) -> None:
+    if _is_stream(body, content_type):
+        exchange.stream = True
+        _parse_stream(body, exchange)
+        return
+    try:
+        value, truncated = jsontext.loads_prefix(body)
+    except (ValueError, RecursionError):
+        exchange.notes.append("response-unreadable")
+        return
+    exchange.response_truncated = truncated
+    if isinstance(value, dict):
+        _read_response_object(value, exchange)
+
+
+# --- Whole JSON responses -------------------------------------------------------------------
+
+
+def _read_response_object(body: dict[str, Any], exchange: Exchange) -> None:
+    kind = body.get("object")
+    if exchange.operation is None and isinstance(kind, str):
+        exchange.operation = _RESPONSE_OBJECTS.get(kind)
+    _take_model(body.get("model"), exchange)
+    if isinstance(body.get("usage"), dict):
+        exchange.usage = body["usage"]
+    if kind == "response" or exchange.operation == "responses":
+        _read_response_output(body.get("output"), exchange)
+        return
+    for position, choice in enumerate(_list(body.get("choices"))):
+        if not isinstance(choice, dict):
+            continue
+        target = exchange.choice(_index(choice, position))
+        if isinstance(choice.get("text"), str):
+            target.text.append(choice["text"])
+        message = choice.get("message")
+        if isinstance(message, dict):
+            _read_message_delta(message, target)
+
+
+def _read_response_output(output: Any, exchange: Exchange) -> None:
+    for position, item in enumerate(_list(output)):
+        if not isinstance(item, dict):
+            continue
+        target = exchange.choice(position)
+        if item.get("type") == "function_call":
+            target.tool_calls.append([_str(item.get("name")), _str(item.get("arguments"))])
+        for part in _list(item.get("content")):
+            if isinstance(part, dict) and isinstance(part.get("text"), str):
+                target.text.append(part["text"])
+
+
+def _read_message_delta(message: dict[str, Any], target: Choice) -> None:
+    for key in ("content", "refusal"):
+        if isinstance(message.get(key), str):
+            target.text.append(message[key])
+    for position, call in enumerate(_list(message.get("tool_calls"))):
+        if not isinstance(call, dict):
+            continue
+        slot = _index(call, position)
+        while len(target.tool_calls) <= slot:
+            target.tool_calls.append(["", ""])
+        function = call.get("function")
+        if isinstance(function, dict):
+            target.tool_calls[slot][0] += _str(function.get("name"))
+            target.tool_calls[slot][1] += _str(function.get("arguments"))
+    function_call = message.get("function_call")  # the older functions API
+    if isinstance(function_call, dict):
+        target.tool_calls.append(
+            [_str(function_call.get("name")), _str(function_call.get("arguments"))]
+        )
+
+
+# --- Server-sent events ---------------------------------------------------------------------
+
+
+def _parse_stream(body: str, exchange: Exchange) -> None:
+    done = False
+    lines = body.splitlines()
+    # A body cut mid-line leaves a last line without its end: it cannot be trusted.
+    last_complete = len(lines) if body.endswith(("\n", "\r")) else len(lines) - 1
+    for number, line in enumerate(lines):
+        if not line.startswith("data:"):
+            continue
+        payload = line[5:].strip()
+        if payload == "[DONE]":
+            done = True
+            break
+        try:
+            chunk = jsontext.loads(payload)
+        except ValueError:
+            if number >= last_complete:
+                exchange.response_truncated = True
+            else:
+                exchange.notes.append("stream-chunk-unreadable")
+            continue
+        if isinstance(chunk, dict):
+            _read_chunk(chunk, exchange)
+    if not done and not exchange.response_truncated and not _responses_finished(exchange):
+        exchange.response_truncated = True
+
+
+def _responses_finished(exchange: Exchange) -> bool:
+    # A Responses stream ends with response.completed and has no [DONE] line.
+    return "responses-completed" in exchange.notes
+
+
+def _read_chunk(chunk: dict[str, Any], exchange: Exchange) -> None:
+    kind = chunk.get("type")
+    if isinstance(kind, str) and kind.startswith("response."):
+        _read_responses_event(kind, chunk, exchange)
+        return
+    if exchange.operation is None and isinstance(chunk.get("object"), str):
+        exchange.operation = _RESPONSE_OBJECTS.get(chunk["object"])
+    _take_model(chunk.get("model"), exchange)
+    if isinstance(chunk.get("usage"), dict):
+        exchange.usage = chunk["usage"]
+    for position, choice in enumerate(_list(chunk.get("choices"))):
+        if not isinstance(choice, dict):
+            continue
+        target = exchange.choice(_index(choice, position))
+        if isinstance(choice.get("text"), str):
+            target.text.append(choice["text"])
+        delta = choice.get("delta")
+        if isinstance(delta, dict):  # content-filter chunks carry no delta
+            _read_message_delta(delta, target)
+
+
+def _read_responses_event(kind: str, event: dict[str, Any], exchange: Exchange) -> None:
+    exchange.operation = exchange.operation or "responses"
+    response = event.get("response")
+    if isinstance(response, dict):
+        _take_model(response.get("model"), exchange)
+        if kind in ("response.completed", "response.incomplete", "response.failed"):
+            exchange.notes.append("responses-completed")
+            if isinstance(response.get("usage"), dict):
+                exchange.usage = response["usage"]
+            # The final output replaces what the deltas built up.
+            exchange.choices.clear()
+            _read_response_output(response.get("output"), exchange)
+        return
+    position = event.get("output_index")
+    if not isinstance(position, int) or isinstance(position, bool):
+        return
+    if kind == "response.output_text.delta":
+        exchange.choice(position).text.append(_str(event.get("delta")))
+    elif kind == "response.function_call_arguments.delta":
+        target = exchange.choice(position)
+        if not target.tool_calls:
+            target.tool_calls.append(["", ""])
+        target.tool_calls[-1][1] += _str(event.get("delta"))
+    elif kind == "response.output_item.added":
+        item = event.get("item")
+        if isinstance(item, dict) and item.get("type") == "function_call":
+            exchange.choice(position).tool_calls.append([_str(item.get("name")), ""])
+
+
+# --- Small readers that tolerate wrong types ------------------------------------------------
+
+
+def _take_model(value: Any, exchange: Exchange) -> None:
+    # Azure's first stream chunk has "model": "" — keep looking.
+    if isinstance(value, str) and value and exchange.response_model is None:
+        exchange.response_model = value
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _index(item: dict[str, Any], default: int) -> int:
+    value = item.get("index")
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 1024:
+        return value
+    return default

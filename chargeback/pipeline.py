@@ -1,0 +1,165 @@
+"""The processor: each message of a batch through every stage, and an account of the batch.
+
+receive → gateway message → OpenAI bodies → tokens → event. Every message ends as exactly one
+of emitted, skipped (with a stated reason) or dead-lettered; one bad message never affects the
+others. Transient sink failures are raised so that Event Hubs runs the batch again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from chargeback.deadletter import DeadLetter, DeadLetterSink
+from chargeback.errors import BadMessage, TransientError, UnknownModel
+from chargeback.events import ChargebackEvent, EventSink, build_event
+from chargeback.gateway import GatewayCall, parse_gateway_message
+from chargeback.openai_bodies import Exchange, parse_exchange
+from chargeback.receive import RawMessage
+from chargeback.settings import Settings
+from chargeback.tokens import TokenCounts, encoding_name_for_model, estimate, usage_from_api
+
+__all__ = ["BatchReport", "Outcome", "Processor"]
+
+log = logging.getLogger("chargeback")
+
+OutcomeKind = Literal["emitted", "skipped", "dead-lettered"]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    kind: OutcomeKind
+    reason: str = ""
+    request_id: str | None = None
+    #: For a dead letter, what was wrong (never message content).
+    detail: str = ""
+
+
+@dataclass
+class BatchReport:
+    """How every message of a batch ended. ``received == emitted + skipped + dead_lettered``."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    @property
+    def received(self) -> int:
+        return len(self.outcomes)
+
+    def count(self, kind: OutcomeKind) -> int:
+        return sum(1 for outcome in self.outcomes if outcome.kind == kind)
+
+    @property
+    def emitted(self) -> int:
+        return self.count("emitted")
+
+    @property
+    def skipped(self) -> int:
+        return self.count("skipped")
+
+    @property
+    def dead_lettered(self) -> int:
+        return self.count("dead-lettered")
+
+    def reasons(self) -> Counter[str]:
+        return Counter(f"{o.kind}:{o.reason}" for o in self.outcomes if o.reason)
+
+    def summary(self) -> str:
+        return (
+            f"received={self.received} emitted={self.emitted} "
+            f"skipped={self.skipped} dead_lettered={self.dead_lettered}"
+        )
+
+
+class _Skip(Exception):
+    """The call is not billable; the reason is stated in the batch report."""
+
+
+class Processor:
+    """Runs batches of raw messages through the stages into an event sink."""
+
+    def __init__(self, settings: Settings, events: EventSink, dead_letters: DeadLetterSink):
+        self.settings = settings
+        self.events = events
+        self.dead_letters = dead_letters
+
+    def process_batch(self, messages: Iterable[RawMessage]) -> BatchReport:
+        """Process a batch, then flush the events. Raises `TransientError` if delivery failed."""
+        report = BatchReport()
+        seen: set[str] = set()
+        for raw in messages:
+            report.outcomes.append(self._process_one(raw, seen))
+        self.events.flush()
+        log.info("chargeback batch: %s", report.summary())
+        return report
+
+    def _process_one(self, raw: RawMessage, seen: set[str]) -> Outcome:
+        try:
+            call = parse_gateway_message(raw, max_bytes=self.settings.max_message_bytes)
+            if call.request_id in seen:
+                return Outcome("skipped", "duplicate-in-batch", call.request_id)
+            self.events.emit(self._event_for(call))
+            seen.add(call.request_id)
+            return Outcome("emitted", request_id=call.request_id)
+        except _Skip as skip:
+            return Outcome("skipped", str(skip))
+        except BadMessage as exc:
+            return self._dead_letter(raw, exc.reason, str(exc))
+        except TransientError:
+            raise
+        except Exception as exc:  # a bug must not lose the message either
+            log.exception("chargeback: unexpected error on %s", raw.describe())
+            return self._dead_letter(raw, "internal-error", f"{type(exc).__name__}: {exc}")
+
+    def _dead_letter(self, raw: RawMessage, reason: str, detail: str) -> Outcome:
+        self.dead_letters.put(DeadLetter(raw, reason, detail))
+        log.warning("chargeback: dead-lettered %s: %s: %s", raw.describe(), reason, detail)
+        return Outcome("dead-lettered", reason, detail=detail)
+
+    def _event_for(self, call: GatewayCall) -> ChargebackEvent:
+        if call.status_code is not None and not 200 <= call.status_code < 300:
+            raise _Skip(f"status-{call.status_code}")
+        if call.method and call.method.upper() != "POST":
+            raise _Skip(f"method-{call.method.upper()}")
+        exchange = parse_exchange(call)
+        if exchange.operation is None and call.event_tokens is None:
+            raise _Skip("not-billable-operation")
+        model = self.model_of(call, exchange)
+        counts = self._counts(call, exchange, model)
+        return build_event(call, exchange, counts, model)
+
+    def model_of(self, call: GatewayCall, exchange: Exchange) -> str | None:
+        """The model the response reported; else the deployment's mapped or own name."""
+        if exchange.response_model:
+            return exchange.response_model
+        if call.model:
+            return call.model
+        mapping = self.settings.deployment_models
+        for name in (exchange.deployment, _request_model(exchange)):
+            if name and name in mapping:
+                return mapping[name]
+            if name and encoding_name_for_model(name):
+                return name
+        return None
+
+    def _counts(self, call: GatewayCall, exchange: Exchange, model: str | None) -> TokenCounts:
+        if call.event_tokens is not None:
+            prompt, completion, total = call.event_tokens
+            return TokenCounts(prompt, completion, total, source="event")
+        # The policy's copy of usage is what the call is billed on (CONTRACTS §1a).
+        reported = usage_from_api(call.usage) or usage_from_api(exchange.usage)
+        if reported is not None:
+            return reported
+        if model is None:
+            raise UnknownModel(
+                f"tokens must be estimated but deployment {exchange.deployment!r} names no known"
+                " model: add it to CHARGEBACK_DEPLOYMENT_MODELS"
+            )
+        return estimate(exchange, model)
+
+
+def _request_model(exchange: Exchange) -> str | None:
+    model = (exchange.request or {}).get("model")
+    return model if isinstance(model, str) else None

@@ -1,0 +1,130 @@
+"""The one typed settings object, read from app settings (environment variables).
+
+Loaded once per process by :func:`get_settings`. A wrong value fails fast with a message that
+names the app setting to fix. Every setting read here is listed in `local.settings.sample.json`
+and set by the Bicep in `infra/`; `tests/test_settings.py` checks that.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
+
+from chargeback.errors import ConfigurationError
+
+__all__ = ["Settings", "get_settings"]
+
+
+class Settings(BaseSettings):
+    """App settings of the processor. Names are the environment variables Azure sets."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+    # --- Where events go -------------------------------------------------------------------
+    applicationinsights_connection_string: str | None = Field(
+        default=None, validation_alias="APPLICATIONINSIGHTS_CONNECTION_STRING"
+    )
+    # "Authorization=AAD;ClientId=<client id>": send with a managed identity (local auth off).
+    applicationinsights_authentication_string: str | None = Field(
+        default=None, validation_alias="APPLICATIONINSIGHTS_AUTHENTICATION_STRING"
+    )
+    # Set by the Functions worker's own OpenTelemetry integration; when true we reuse its
+    # provider rather than configure a second one.
+    worker_telemetry_enabled: bool = Field(
+        default=False, validation_alias="PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY"
+    )
+    cloud_role_name: str = Field(
+        default="chargeback-processor", validation_alias="CHARGEBACK_CLOUD_ROLE_NAME"
+    )
+    # Seconds the exporter may spend on one flush before the batch is retried.
+    export_timeout_seconds: float = Field(
+        default=30.0, gt=0, validation_alias="CHARGEBACK_EXPORT_TIMEOUT_SECONDS"
+    )
+
+    # --- How tokens are worked out ----------------------------------------------------------
+    # Deployment name -> model name, for deployments not named after their model.
+    deployment_models: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict, validation_alias="CHARGEBACK_DEPLOYMENT_MODELS"
+    )
+    # An image given by URL has no known size offline: bill it as this detail level.
+    image_url_policy: Literal["high", "low", "skip"] = Field(
+        default="high", validation_alias="CHARGEBACK_IMAGE_URL_POLICY"
+    )
+
+    # --- Who pays and what it costs ---------------------------------------------------------
+    prices_file: Path | None = Field(default=None, validation_alias="CHARGEBACK_PRICES_FILE")
+    identity_map_file: Path | None = Field(
+        default=None, validation_alias="CHARGEBACK_IDENTITY_MAP_FILE"
+    )
+    identity_order: Annotated[
+        tuple[Literal["appId", "subscriptionId", "productId"], ...], NoDecode
+    ] = Field(
+        default=("appId", "subscriptionId", "productId"),
+        validation_alias="CHARGEBACK_IDENTITY_ORDER",
+    )
+    provisioned_deployments: Annotated[frozenset[str], NoDecode] = Field(
+        default_factory=frozenset, validation_alias="CHARGEBACK_PROVISIONED_DEPLOYMENTS"
+    )
+
+    # --- Safety and limits ------------------------------------------------------------------
+    max_message_bytes: int = Field(
+        default=1_048_576, gt=0, validation_alias="CHARGEBACK_MAX_MESSAGE_BYTES"
+    )
+    # Off unless an operator turns it on: prompt and completion text never reach telemetry.
+    log_content: bool = Field(default=False, validation_alias="CHARGEBACK_LOG_CONTENT")
+
+    # --- Dead letters -----------------------------------------------------------------------
+    deadletter_container: str = Field(
+        default="chargeback-deadletter", validation_alias="CHARGEBACK_DEADLETTER_CONTAINER"
+    )
+    # A connection string (Azurite, local) ...
+    deadletter_connection_string: str | None = Field(
+        default=None, validation_alias="DeadLetterStorage"
+    )
+    # ... or, in Azure, the blob endpoint reached with the managed identity.
+    deadletter_service_uri: str | None = Field(
+        default=None, validation_alias="DeadLetterStorage__serviceUri"
+    )
+    deadletter_client_id: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DeadLetterStorage__clientId", "AZURE_CLIENT_ID"),
+    )
+
+    @field_validator("deployment_models", mode="before")
+    @classmethod
+    def _json_object(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value.strip() else {}
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"not a JSON object: {exc}") from None
+        return value
+
+    @field_validator("identity_order", "provisioned_deployments", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment; a bad value names the app setting to fix."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(f"app setting {err['loc'][0]}: {err['msg']}" for err in exc.errors())
+        raise ConfigurationError(f"invalid configuration: {problems}") from None
+    except SettingsError as exc:
+        raise ConfigurationError(f"invalid configuration: {exc}") from None
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process-wide settings, loaded on first use."""
+    return load_settings()

@@ -1,0 +1,41 @@
+"""The Azure Function: an Event Hubs trigger that hands each batch to the chargeback package.
+
+No logic lives here: declare the trigger, turn events into bytes plus metadata, call the package.
+"""
+
+import azure.functions as func
+
+from chargeback import RawMessage, partition_id, process_batch
+
+app = func.FunctionApp()
+
+
+@app.function_name("chargeback")
+@app.event_hub_message_trigger(
+    arg_name="events",
+    event_hub_name="%EVENTHUB_NAME%",
+    connection="EventHubConnection",
+    consumer_group="%EVENTHUB_CONSUMER_GROUP%",
+    cardinality=func.Cardinality.MANY,
+    data_type=func.DataType.BINARY,
+)
+# A failed batch (telemetry or dead letters not accepted) is run again before the checkpoint
+# moves; -1 retries until it succeeds, since dropping billing data is never the right answer.
+@app.retry(
+    strategy="exponential_backoff",
+    max_retry_count="-1",
+    minimum_interval="00:00:05",
+    maximum_interval="00:15:00",
+)
+def chargeback(events: list[func.EventHubEvent]) -> None:
+    partition = partition_id(events[0].metadata) if events else None
+    process_batch(
+        RawMessage(
+            body=event.get_body(),
+            partition=partition,
+            sequence_number=event.sequence_number,
+            offset=None if event.offset is None else str(event.offset),
+            enqueued_time=event.enqueued_time,
+        )
+        for event in events
+    )

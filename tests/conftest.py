@@ -1,0 +1,50 @@
+"""Shared fixtures. The services the tests need (the local store, Azurite) are real and are
+started here; nothing reaches outside this machine."""
+
+from __future__ import annotations
+
+import os
+
+# Before the exporter is imported anywhere: it otherwise calls out to Microsoft endpoints.
+for _name in (
+    "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL",
+    "APPLICATIONINSIGHTS_SDKSTATS_DISABLED",
+    "APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED",
+):
+    os.environ[_name] = "true"
+
+from collections.abc import Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import pytest  # noqa: E402
+from messages import load_records  # noqa: E402
+from services import Azurite, start_azurite  # noqa: E402
+
+from chargeback.localstore import LocalStore  # noqa: E402
+from chargeback.settings import Settings, load_settings  # noqa: E402
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return load_settings()
+
+
+@pytest.fixture
+def local_store(tmp_path: Path) -> Iterator[LocalStore]:
+    with LocalStore(tmp_path / "store.duckdb") as store:
+        yield store
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    with start_azurite(tmp_path_factory.mktemp("azurite")) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def records() -> list[dict[str, Any]]:
+    """Every recorded exchange of ../shared/corpus, copied into tests/data."""
+    return load_records()
