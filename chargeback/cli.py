@@ -161,6 +161,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
 DEMO_QUERIES = ("tokens-by-business-unit.kql", "tokens-by-application.kql")
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from chargeback.bench import run
+
+    run(
+        corpus=args.corpus,
+        messages=args.messages,
+        repeat=args.repeat,
+        cold_runs=args.cold_runs,
+        memory_messages=args.memory_messages,
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m chargeback", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -189,10 +202,25 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--db", type=Path, default=Path(".chargeback/demo.duckdb"))
     demo.add_argument("--dead-letters", type=Path, default=DEFAULT_DEAD_LETTERS)
     demo.set_defaults(run=cmd_demo)
+
+    commands.add_parser("send", help="publish gateway messages to an Event Hub (see --help)")
+
+    bench = commands.add_parser("bench", help="measure throughput, cold start and memory")
+    bench.add_argument("--corpus", type=Path, default=Path("tests/data/recorded-exchanges.jsonl"))
+    bench.add_argument("--messages", type=int, default=1000)
+    bench.add_argument("--repeat", type=int, default=5)
+    bench.add_argument("--cold-runs", type=int, default=5)
+    bench.add_argument("--memory-messages", type=int, default=100)
+    bench.set_defaults(run=cmd_bench)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["send"]:  # a client tool with its own options and no app settings
+        from chargeback import send
+
+        return send.main(argv[1:])
     args = build_parser().parse_args(argv)
     # Outcomes are reported per line on standard error; the processor's own log stays quiet.
     logging.getLogger("chargeback").addHandler(logging.NullHandler())

@@ -153,25 +153,43 @@ def _decode(body: bytes) -> tuple[dict[str, Any], bool]:
             raise MalformedMessage(f"message is not UTF-8 (byte {exc.start})") from None
         text = body[: exc.start].decode("utf-8")
     try:
-        value, truncated = jsontext.loads_prefix(text)
+        value, truncated, last_cut = jsontext.loads_prefix(text)
     except (ValueError, RecursionError) as exc:
         raise MalformedMessage(f"message is not JSON: {exc}") from None
     if not isinstance(value, dict):
         raise MalformedMessage(f"message is JSON {type(value).__name__}, not an object")
+    if last_cut and value and next(reversed(value)) not in _MAY_BE_CUT:
+        # A cut url or usage object is not what was sent: drop it rather than bill from it.
+        value.popitem()
     return value, truncated
+
+
+#: The fields that may arrive cut short and still be used (marked Truncated): the bodies, which
+#: the policies put last.
+_MAY_BE_CUT = frozenset({"requestBody", "responseBody", "request", "response"})
 
 
 def _shape_of(fields: dict[str, Any]) -> Shape:
     if "version" in fields:
         if fields["version"] != 1:
-            raise MalformedMessage(f"unsupported message version {fields['version']!r}")
+            # The value itself is not echoed: dead-letter details never hold message content.
+            raise MalformedMessage(f"unsupported message version (a {_kind(fields['version'])})")
         return "v1"
     if "AppKey" in fields or "PromptTokens" in fields:
         return "usage-only"
     if "request" in fields or "response" in fields or "appSubscriptionKey" in fields:
         return "bodies"
-    names = ", ".join(sorted(fields)[:12]) or "none"
-    raise MalformedMessage(f"message matches none of the input shapes (fields: {names})")
+    raise MalformedMessage(
+        f"message matches none of the input shapes ({len(fields)} fields, none of them"
+        " version, AppKey, PromptTokens, request, response or appSubscriptionKey)"
+    )
+
+
+def _kind(value: Any) -> str:
+    """A value's JSON type and size, never the value: what a dead-letter detail may say."""
+    if isinstance(value, str):
+        return f"string of {len(value)} characters"
+    return type(value).__name__
 
 
 def _first_problem(exc: ValidationError) -> str:
@@ -223,6 +241,9 @@ def _derived_id(raw: RawMessage) -> str:
 
 
 def _from_usage_only(msg: _UsageOnly, raw: RawMessage, truncated: bool) -> GatewayCall:
+    if truncated and "completion_tokens" not in msg.model_fields_set:
+        # Cut before CompletionTokens: its default of 0 would bill the call short, silently.
+        raise UnidentifiableMessage("usage-only message cut short before CompletionTokens")
     total = msg.total_tokens
     if total is None:
         total = msg.prompt_tokens + msg.completion_tokens

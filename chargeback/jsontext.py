@@ -8,11 +8,11 @@ every complete value, and a string value that was cut keeps the characters that 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
-__all__ = ["MAX_DEPTH", "loads", "loads_prefix"]
+__all__ = ["MAX_DEPTH", "Prefix", "loads", "loads_prefix"]
 
 #: Deeper nesting than this is refused: no real OpenAI body comes close, and a hostile one
 #: must not exhaust the stack.
@@ -27,31 +27,39 @@ def loads(data: bytes | str) -> Any:
     return orjson.loads(data)
 
 
-def loads_prefix(text: str) -> tuple[Any, bool]:
-    """Decode JSON that may be cut short. Returns ``(value, truncated)``.
+class Prefix(NamedTuple):
+    value: Any
+    #: The text was cut short and closed here.
+    truncated: bool = False
+    #: The last member of the outermost container was itself cut (a partial string, or a
+    #: container closed early): it is not the value that was sent.
+    last_cut: bool = False
+
+
+def loads_prefix(text: str) -> Prefix:
+    """Decode JSON that may be cut short.
 
     Raises ``ValueError`` when the text is not a prefix of a JSON object or array, or holds
     nothing usable.
     """
     try:
-        return orjson.loads(text), False
+        return Prefix(orjson.loads(text))
     except orjson.JSONDecodeError:
         pass
-    repaired = _close(text)
-    try:
-        return orjson.loads(repaired), True
-    except orjson.JSONDecodeError as exc:
-        raise ValueError(f"not a JSON prefix: {exc}") from None
-
-
-def _close(text: str) -> str:
-    """The longest prefix of ``text`` that can be closed into valid JSON, closed."""
+    if not text.lstrip().startswith(("{", "[")):
+        raise ValueError("not JSON, nor the start of a JSON object or array")
     scan = _Scan(text)
     scan.run()
     if scan.open_value_string is not None:
-        head = _without_partial_escape(text[: len(text)])
-        return head + '"' + scan.closers()
-    return text[: scan.safe] + scan.closers()
+        repaired = _without_partial_escape(text) + '"' + scan.closers()
+    else:
+        repaired = text[: scan.safe] + scan.closers()
+    try:
+        value = orjson.loads(repaired)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"not a JSON prefix: {exc}") from None
+    last_cut = scan.open_value_string is not None or len(scan.stack) > 1
+    return Prefix(value, truncated=True, last_cut=last_cut)
 
 
 def _without_partial_escape(head: str) -> str:

@@ -162,7 +162,7 @@ def _parse_request(body: str | None, exchange: Exchange) -> dict[str, Any] | Non
     if not body:
         return None
     try:
-        value, truncated = jsontext.loads_prefix(body)
+        value, truncated, _ = jsontext.loads_prefix(body)
     except (ValueError, RecursionError):
         exchange.notes.append("request-unreadable")
         return None
@@ -186,7 +186,7 @@ def _parse_response(body: str, content_type: str | None, exchange: Exchange) -> 
         _parse_stream(body, exchange)
         return
     try:
-        value, truncated = jsontext.loads_prefix(body)
+        value, truncated, _ = jsontext.loads_prefix(body)
     except (ValueError, RecursionError):
         exchange.notes.append("response-unreadable")
         return

@@ -8,13 +8,15 @@ others. Transient sink failures are raised so that Event Hubs runs the batch aga
 from __future__ import annotations
 
 import logging
+import traceback
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Literal
 
 from chargeback.deadletter import DeadLetter, DeadLetterSink
-from chargeback.errors import BadMessage, TransientError, UnknownModel
+from chargeback.errors import BadMessage, TransientError, UnidentifiableMessage, UnknownModel
 from chargeback.events import ChargebackEvent, EventSink, build_event
 from chargeback.gateway import GatewayCall, parse_gateway_message
 from chargeback.openai_bodies import Exchange, parse_exchange
@@ -110,8 +112,10 @@ class Processor:
         except TransientError:
             raise
         except Exception as exc:  # a bug must not lose the message either
-            log.exception("chargeback: unexpected error on %s", raw.describe())
-            return self._dead_letter(raw, "internal-error", f"{type(exc).__name__}: {exc}")
+            # Where, not what: an exception's text can quote the message (a key, a prompt).
+            where = _where(exc)
+            log.error("chargeback: unexpected %s on %s", where, raw.describe())
+            return self._dead_letter(raw, "internal-error", where)
 
     def _dead_letter(self, raw: RawMessage, reason: str, detail: str) -> Outcome:
         self.dead_letters.put(DeadLetter(raw, reason, detail))
@@ -152,12 +156,34 @@ class Processor:
         reported = usage_from_api(call.usage) or usage_from_api(exchange.usage)
         if reported is not None:
             return reported
+        cut = call.truncated or exchange.request_truncated or exchange.response_truncated
         if model is None:
+            if cut:
+                # The cut took what names the model; configuration cannot bring it back.
+                raise UnidentifiableMessage("cut short before the model or deployment")
             raise UnknownModel(
                 f"tokens must be estimated but deployment {exchange.deployment!r} names no known"
                 " model: add it to CHARGEBACK_DEPLOYMENT_MODELS"
             )
-        return estimate(exchange, model)
+        counts = estimate(exchange, model)
+        if not cut:
+            return counts
+        if counts.total == 0:
+            # Never bill a cut call as zero tokens: nothing that measures it arrived.
+            raise UnidentifiableMessage("cut short before anything that measures the call")
+        notes = [*counts.notes, "message-truncated" if call.truncated else "body-truncated"]
+        if call.truncated and call.response_body is None and exchange.operation != "embeddings":
+            notes.append("response-missing")
+        return replace(counts, notes=tuple(dict.fromkeys(notes)))
+
+
+def _where(exc: BaseException) -> str:
+    """``KeyError at tokens.py:123``: the exception's type and innermost frame, no message."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return type(exc).__name__
+    last = frames[-1]
+    return f"{type(exc).__name__} at {Path(last.filename).name}:{last.lineno}"
 
 
 def _request_model(exchange: Exchange) -> str | None:

@@ -23,7 +23,10 @@ __all__ = ["Settings", "get_settings"]
 class Settings(BaseSettings):
     """App settings of the processor. Names are the environment variables Azure sets."""
 
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+    # An app setting left empty (as in local.settings.sample.json) means "not set".
+    model_config = SettingsConfigDict(
+        extra="ignore", populate_by_name=True, frozen=True, env_ignore_empty=True
+    )
 
     # --- Where events go -------------------------------------------------------------------
     applicationinsights_connection_string: str | None = Field(

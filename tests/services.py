@@ -53,7 +53,11 @@ def start_azurite(workdir: Path) -> Iterator[Azurite]:
         yield Azurite(port, process)
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # Azurite sometimes waits on open connections
+            process.kill()
+            process.wait(timeout=5)
 
 
 def _wait_for_port(port: int, process: subprocess.Popen[bytes], seconds: float = 30) -> None:

@@ -1,0 +1,298 @@
+"""``python -m chargeback accuracy FILE``: how close the estimate comes to what the API reported.
+
+Reads recorded exchanges (the format of ``../shared/corpus/recorded-exchanges.jsonl``). Every
+record with status 200 and a reported usage is sent through the production path — wrapped as a
+v1 gateway message (CONTRACTS §1a) with the usage stripped from its response body, run through
+`Processor` into a `MemorySink` — and the event's counts are compared with the reported usage.
+
+Stripping: a JSON body loses its ``usage`` key; a chat stream loses its usage chunk (and any
+non-null ``usage`` on other chunks); a Responses stream loses the ``usage`` of its final
+``response.*`` event. Everything else is kept as it was.
+
+Reasoning models bill hidden reasoning tokens as completion tokens; no estimate can see them, so
+the completion side is compared with ``completion_tokens - reasoning_tokens`` (the table says so).
+Records whose model has no known tokenizer (Mistral, Llama, Gemini, ...) go to their own row,
+"not estimable", and are not counted in the fractions of the last line.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chargeback.deadletter import MemoryDeadLetters
+from chargeback.events import ChargebackEvent, MemorySink
+from chargeback.pipeline import Processor
+from chargeback.receive import RawMessage
+from chargeback.settings import Settings, load_settings
+from chargeback.tokens import usage_from_api
+
+__all__ = ["Measurement", "category", "main", "measure", "report", "strip_usage"]
+
+# Endpoint of a record -> path of the v1 API (/openai/v1/...).
+_PATHS = {
+    "chat": "chat/completions",
+    "completions": "completions",
+    "embeddings": "embeddings",
+    "responses": "responses",
+}
+
+#: Table rows, in order. "not estimable" holds records whose model has no known tokenizer.
+CATEGORIES = (
+    "text chat",
+    "chat with tools",
+    "images",
+    "embeddings",
+    "completions",
+    "Responses API",
+)
+NOT_ESTIMABLE = "not estimable"
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """One measured record: what the API reported and what the estimate said."""
+
+    category: str
+    model: str
+    reported_prompt: int
+    reported_completion: int  # reasoning tokens already taken off
+    estimated_prompt: int | None  # None: not estimable
+    estimated_completion: int | None
+    notes: str = ""
+
+    @property
+    def prompt_error(self) -> int | None:
+        if self.estimated_prompt is None:
+            return None
+        return self.estimated_prompt - self.reported_prompt
+
+    @property
+    def completion_error(self) -> int | None:
+        if self.estimated_completion is None:
+            return None
+        return self.estimated_completion - self.reported_completion
+
+
+# --- Which category a record belongs to -----------------------------------------------------
+
+
+def _has_image(value: Any) -> bool:
+    """An image part anywhere in a request's messages or input items."""
+    if isinstance(value, dict):
+        if value.get("type") in ("image_url", "input_image"):
+            return True
+        return any(_has_image(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_has_image(item) for item in value)
+    return False
+
+
+def category(record: dict[str, Any]) -> str:
+    """The table row of a record, from its request."""
+    request = record.get("request") or {}
+    endpoint = record.get("endpoint")
+    if endpoint == "embeddings":
+        return "embeddings"
+    if endpoint == "completions":
+        return "completions"
+    if endpoint == "responses":
+        return "Responses API"
+    if _has_image(request.get("messages")):
+        return "images"
+    if request.get("tools") or request.get("functions"):
+        return "chat with tools"
+    return "text chat"
+
+
+# --- Stripping the usage --------------------------------------------------------------------
+
+
+def strip_usage(response_text: str, stream: bool) -> str:
+    """The response body as if the API had reported no usage."""
+    if not stream:
+        body = json.loads(response_text)
+        if isinstance(body, dict):
+            body.pop("usage", None)
+        return json.dumps(body)
+    return "".join(_strip_line(line) for line in response_text.splitlines(keepends=True))
+
+
+def _strip_line(line: str) -> str:
+    if not line.startswith("data:"):
+        return line
+    payload = line[5:].strip()
+    try:
+        chunk = json.loads(payload)
+    except ValueError:
+        return line  # "[DONE]" and anything else not JSON stays as it was
+    if not isinstance(chunk, dict):
+        return line
+    if isinstance(chunk.get("usage"), dict):
+        if not chunk.get("choices"):
+            return ""  # the usage chunk itself
+        chunk["usage"] = None
+    response = chunk.get("response")
+    if isinstance(response, dict) and isinstance(response.get("usage"), dict):
+        response.pop("usage")
+    ending = line[len(line.rstrip("\r\n")) :]
+    return "data: " + json.dumps(chunk) + ending
+
+
+def gateway_message(record: dict[str, Any], request_id: str) -> bytes:
+    """A record as the APIM policy sends it (CONTRACTS §1a), usage stripped."""
+    fields = {
+        "version": 1,
+        "requestId": request_id,
+        "timestamp": "2026-01-01T00:00:00.000Z",
+        "method": "POST",
+        "url": f"https://gw.example.com/openai/v1/{_PATHS[record['endpoint']]}",
+        "statusCode": record["status"],
+        "responseContentType": "text/event-stream" if record["stream"] else "application/json",
+        "requestBody": json.dumps(record["request"]),
+        "responseBody": strip_usage(record["response_text"], record["stream"]),
+    }
+    return json.dumps(fields).encode()
+
+
+# --- Measuring ------------------------------------------------------------------------------
+
+
+def measurable(record: dict[str, Any]) -> bool:
+    """Only answered calls with a reported usage have something to compare with."""
+    return (
+        record.get("status") == 200
+        and bool(record.get("usage"))
+        and record.get("endpoint") in _PATHS
+    )
+
+
+def measure(
+    records: Iterable[dict[str, Any]], settings: Settings | None = None
+) -> list[Measurement]:
+    """Run every measurable record through the production path and compare."""
+    chosen = [record for record in records if measurable(record)]
+    sink = MemorySink()
+    processor = Processor(settings or load_settings(), sink, MemoryDeadLetters())
+    processor.process_batch(
+        RawMessage(gateway_message(record, f"rec-{number}"), sequence_number=number)
+        for number, record in enumerate(chosen)
+    )
+    events = {event.dimensions["RequestId"]: event for event in sink.events}
+    return [
+        _measurement(record, events.get(f"rec-{number}"))
+        for number, record in enumerate(chosen)
+    ]
+
+
+def _measurement(record: dict[str, Any], event: ChargebackEvent | None) -> Measurement:
+    reported = usage_from_api(record["usage"])
+    assert reported is not None  # measurable() kept only records with a usage
+    common = {
+        "category": category(record) if event is not None else NOT_ESTIMABLE,
+        "model": record.get("model") or str(record["request"].get("model")),
+        "reported_prompt": reported.prompt,
+        "reported_completion": reported.completion - reported.reasoning,
+    }
+    if event is None:
+        return Measurement(**common, estimated_prompt=None, estimated_completion=None)
+    return Measurement(
+        **common,
+        estimated_prompt=int(event.measurements["PromptTokens"]),
+        estimated_completion=int(event.measurements["CompletionTokens"]),
+        notes=event.dimensions.get("Estimate", ""),
+    )
+
+
+# --- The table ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """Errors of one side (prompt or completion) of one category."""
+
+    count: int
+    exact: float
+    within1: float
+    within2: float
+    mean_abs: float
+    worst: int
+
+    @classmethod
+    def of(cls, errors: Sequence[int]) -> Summary:
+        if not errors:
+            return cls(0, 0.0, 0.0, 0.0, 0.0, 0)
+        size = len(errors)
+        return cls(
+            count=size,
+            exact=sum(1 for e in errors if e == 0) / size,
+            within1=sum(1 for e in errors if abs(e) <= 1) / size,
+            within2=sum(1 for e in errors if abs(e) <= 2) / size,
+            mean_abs=sum(abs(e) for e in errors) / size,
+            worst=max(errors, key=abs),
+        )
+
+
+_HEADER = (
+    f"{'category':<22} {'side':<11} {'n':>4} {'exact':>6} {'±1':>6} {'±2':>6}"
+    f" {'mean|err|':>9} {'worst':>7}"
+)
+
+
+def _row(name: str, side: str, summary: Summary) -> str:
+    return (
+        f"{name:<22} {side:<11} {summary.count:>4} {summary.exact:>6.1%} {summary.within1:>6.1%}"
+        f" {summary.within2:>6.1%} {summary.mean_abs:>9.2f} {summary.worst:>+7d}"
+    )
+
+
+def _errors(rows: Iterable[Measurement], side: str) -> list[int]:
+    found = (row.prompt_error if side == "prompt" else row.completion_error for row in rows)
+    return [error for error in found if error is not None]
+
+
+def _fraction(rows: Sequence[Measurement], side: str, limit: int) -> float:
+    errors = _errors(rows, side)
+    return sum(1 for e in errors if abs(e) <= limit) / len(errors) if errors else 0.0
+
+
+def report(measurements: Sequence[Measurement]) -> Iterator[str]:
+    """The table, then the last line of CONTRACTS §3."""
+    yield "Estimated tokens against the usage the API reported (error = estimate - reported)."
+    yield "Completion side: reported completion minus reasoning tokens, which no stream shows."
+    yield _HEADER
+    for name in CATEGORIES:
+        rows = [m for m in measurements if m.category == name]
+        if rows:
+            yield _row(name, "prompt", Summary.of(_errors(rows, "prompt")))
+            yield _row("", "completion", Summary.of(_errors(rows, "completion")))
+    estimated = [m for m in measurements if m.category != NOT_ESTIMABLE]
+    yield _row("all estimable", "prompt", Summary.of(_errors(estimated, "prompt")))
+    yield _row("", "completion", Summary.of(_errors(estimated, "completion")))
+    skipped = len(measurements) - len(estimated)
+    yield f"{NOT_ESTIMABLE:<22} (no known tokenizer for the model) {skipped:>4}"
+    yield (
+        f"accuracy: measured={len(measurements)} estimated={len(estimated)}"
+        f" not_estimable={skipped}"
+        f" prompt_exact={_fraction(estimated, 'prompt', 0):.4f}"
+        f" prompt_within2={_fraction(estimated, 'prompt', 2):.4f}"
+        f" completion_exact={_fraction(estimated, 'completion', 0):.4f}"
+        f" completion_within1={_fraction(estimated, 'completion', 1):.4f}"
+    )
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as lines:
+        return [json.loads(line) for line in lines if line.strip()]
+
+
+def main(path: str | Path, out: Any = None) -> int:
+    """Measure the records of a file and print the table."""
+    stream = out or sys.stdout
+    for line in report(measure(read_records(Path(path)))):
+        stream.write(line + "\n")
+    return 0

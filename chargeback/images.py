@@ -1,0 +1,176 @@
+"""Image input tokens: the size of an image from its data URL, and what that size costs.
+
+Two public rules (OpenAI "Images and vision" guide, "Calculating costs"; Azure OpenAI "Vision
+enabled chat" docs give the same tile rule):
+
+- tile models: fit in 2048×2048, scale the shortest side down to 768, count 512-px tiles;
+  cost = base + per_tile × tiles (``detail: low`` costs the base alone);
+- patch models: 32-px patches, scaled down so that there are at most 1536, times a per-model
+  multiplier (``detail: low`` is not cheaper there).
+
+``detail: auto`` has been observed to bill as ``high`` (the recorded gpt-4.1-nano and
+gpt-5-mini calls), so ``auto`` and a missing detail count as high.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+import struct
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["ImageRule", "data_url_size", "image_rule", "image_tokens"]
+
+Detail = Literal["low", "high"]
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRule:
+    """Either a tile rule (base, per_tile) or a patch rule (multiplier)."""
+
+    base: int = 0
+    per_tile: int = 0
+    multiplier: float = 0.0  # patch models only
+
+
+# Model prefix -> rule, most specific first. Source: OpenAI "Images and vision" guide,
+# "Calculating costs" (tile table and patch multipliers), checked on the recorded calls.
+IMAGE_RULES: tuple[tuple[str, ImageRule], ...] = (
+    ("gpt-4.1-mini", ImageRule(multiplier=1.62)),
+    ("gpt-4.1-nano", ImageRule(multiplier=2.46)),
+    ("gpt-5-mini", ImageRule(multiplier=1.62)),
+    ("gpt-5-nano", ImageRule(multiplier=2.46)),
+    ("o4-mini", ImageRule(multiplier=1.72)),
+    ("gpt-4o-mini", ImageRule(base=2833, per_tile=5667)),
+    ("gpt-5", ImageRule(base=70, per_tile=140)),
+    ("o1", ImageRule(base=75, per_tile=150)),
+    ("o3", ImageRule(base=75, per_tile=150)),
+    ("computer-use-preview", ImageRule(base=65, per_tile=129)),
+    ("gpt-4o", ImageRule(base=85, per_tile=170)),
+    ("gpt-4.1", ImageRule(base=85, per_tile=170)),
+    ("gpt-4.5", ImageRule(base=85, per_tile=170)),
+    ("chatgpt-4o", ImageRule(base=85, per_tile=170)),
+    ("gpt-4", ImageRule(base=85, per_tile=170)),  # gpt-4-turbo with vision
+)
+_DEFAULT_RULE = ImageRule(base=85, per_tile=170)
+
+_TILE_FIT = 2048  # the image is first fitted in a 2048×2048 square
+_TILE_SHORT_SIDE = 768  # then its shortest side is scaled down to 768
+_TILE = 512
+_PATCH = 32
+_MAX_PATCHES = 1536
+
+
+def image_rule(model: str) -> ImageRule:
+    name = model.strip().lower().rsplit("/", 1)[-1]
+    return next((rule for prefix, rule in IMAGE_RULES if name.startswith(prefix)), _DEFAULT_RULE)
+
+
+def image_tokens(rule: ImageRule, width: int, height: int, detail: Detail) -> int:
+    """Tokens of one image of known size."""
+    if rule.multiplier:
+        return math.ceil(_patches(width, height) * rule.multiplier)
+    if detail == "low":
+        return rule.base
+    return rule.base + rule.per_tile * _tiles(width, height)
+
+
+def _tiles(width: int, height: int) -> int:
+    scale = min(1.0, _TILE_FIT / max(width, height))
+    w, h = width * scale, height * scale
+    scale = min(1.0, _TILE_SHORT_SIDE / min(w, h))
+    w, h = w * scale, h * scale
+    return math.ceil(w / _TILE) * math.ceil(h / _TILE)
+
+
+def _patches(width: int, height: int) -> int:
+    patches = math.ceil(width / _PATCH) * math.ceil(height / _PATCH)
+    if patches <= _MAX_PATCHES:
+        return patches
+    # Shrink so that the patches fit the budget, then so that whole patches cover each side.
+    shrink = math.sqrt(_PATCH * _PATCH * _MAX_PATCHES / (width * height))
+    w, h = width * shrink, height * shrink
+    shrink *= min(math.floor(w / _PATCH) / (w / _PATCH), math.floor(h / _PATCH) / (h / _PATCH))
+    return math.ceil(width * shrink / _PATCH) * math.ceil(height * shrink / _PATCH)
+
+
+# --- Image size from the bytes' header ------------------------------------------------------
+
+# Enough base64 for any header we read (JPEG markers can sit after a large EXIF block, so JPEG
+# may need more: it is decoded whole, which is still cheap next to tokenizing).
+_HEAD_CHARS = 4096
+
+
+def data_url_size(url: str) -> tuple[int, int] | None:
+    """(width, height) of a base64 PNG, JPEG, GIF or WebP data URL; None if not readable."""
+    if not url.startswith("data:") or ";base64," not in url[:100]:
+        return None
+    encoded = url[url.index(";base64,") + 8 :]
+    head = _b64(encoded[:_HEAD_CHARS])
+    if head is None:
+        return None
+    size = _size_of(head)
+    if size is None and head.startswith(b"\xff\xd8"):
+        whole = _b64(encoded)
+        size = _jpeg_size(whole) if whole else None
+    return size
+
+
+def _b64(text: str) -> bytes | None:
+    text = text[: len(text) // 4 * 4]
+    try:
+        return base64.b64decode(text, validate=False)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _size_of(data: bytes) -> tuple[int, int] | None:
+    if data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) >= 24:
+        width, height = struct.unpack(">II", data[16:24])
+        return width, height
+    if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
+        width, height = struct.unpack("<HH", data[6:10])
+        return width, height
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return _webp_size(data)
+    if data.startswith(b"\xff\xd8"):
+        return _jpeg_size(data)
+    return None
+
+
+def _webp_size(data: bytes) -> tuple[int, int] | None:
+    chunk = data[12:16]
+    if chunk == b"VP8X" and len(data) >= 30:
+        width = int.from_bytes(data[24:27], "little") + 1
+        height = int.from_bytes(data[27:30], "little") + 1
+        return width, height
+    if chunk == b"VP8L" and len(data) >= 25:
+        bits = int.from_bytes(data[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if chunk == b"VP8 " and len(data) >= 30:
+        width, height = struct.unpack("<HH", data[26:30])
+        return width & 0x3FFF, height & 0x3FFF
+    return None
+
+
+# JPEG start-of-frame markers (SOF0-SOF15 except DHT C4, JPG C8 and DAC CC) carry the size.
+_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    position = 2
+    while position + 9 <= len(data):
+        if data[position] != 0xFF:
+            return None
+        marker = data[position + 1]
+        if marker == 0xFF:  # fill byte
+            position += 1
+            continue
+        length = int.from_bytes(data[position + 2 : position + 4], "big")
+        if marker in _SOF:
+            height, width = struct.unpack(">HH", data[position + 5 : position + 9])
+            return width, height
+        position += 2 + length
+    return None

@@ -1,0 +1,141 @@
+"""Gateway messages: the three shapes of CONTRACTS §1, masking on arrival, clear refusals."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from chargeback.errors import MalformedMessage, MessageTooLarge, UnidentifiableMessage
+from chargeback.gateway import mask_key, parse_gateway_message
+from chargeback.receive import RawMessage
+
+V1 = {
+    "version": 1,
+    "requestId": "5f0c8a4e-1",
+    "timestamp": "2026-11-20T10:00:00.123Z",
+    "method": "POST",
+    "url": "https://gw.contoso.com/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21",
+    "statusCode": 200,
+    "subscriptionId": "finance-chatbot",
+    "businessUnit": "finance",
+    "appId": "7e0a",
+    "model": "gpt-4o-2024-08-06",
+    "usage": {"prompt_tokens": 23, "completion_tokens": 11, "total_tokens": 34},
+    "requestBody": '{"messages": []}',
+    "responseBody": "{}",
+    "someNewField": "ignored",
+}
+
+
+def parse(fields: object, **raw: object) -> object:
+    body = fields if isinstance(fields, bytes) else json.dumps(fields).encode()
+    return parse_gateway_message(RawMessage(body, **raw), max_bytes=1_000_000)  # type: ignore[arg-type]
+
+
+def test_v1() -> None:
+    call = parse(V1)
+    assert call.shape == "v1"
+    assert call.request_id == "5f0c8a4e-1"
+    assert call.timestamp == datetime(2026, 11, 20, 10, 0, 0, 123000, tzinfo=UTC)
+    assert call.status_code == 200
+    assert call.app_key == "finance-XXXX"
+    assert call.usage == {"prompt_tokens": 23, "completion_tokens": 11, "total_tokens": 34}
+    assert call.truncated is False
+
+
+def test_usage_only_masks_the_key_and_derives_a_stable_id() -> None:
+    fields = {
+        "Timestamp": "2026-11-18T12:00:00Z",
+        "ApiOperation": "ChatCompletions_Create",
+        "AppKey": "0123456789abcdef0123456789abcdef",
+        "PromptTokens": "120",
+        "CompletionTokens": "80",
+        "TotalTokens": "200",
+    }
+    call = parse(fields, partition="1", sequence_number=5)
+    again = parse(fields, partition="2", sequence_number=9)
+    assert call.shape == "usage-only"
+    assert call.event_tokens == (120, 80, 200)
+    assert call.app_key == "01234567XXXX"
+    assert "0123456789abcdef" not in repr(call)
+    # The same bytes give the same id on every path, so redeliveries are removed.
+    assert call.request_id == again.request_id
+    assert call.request_id.startswith("sha256:")
+
+
+def test_bodies_shape() -> None:
+    call = parse(
+        {
+            "eventTime": "2026-11-19T15:30:00Z",
+            "apiOperation": "ChatCompletions_Create",
+            "appSubscriptionKey": "abcdefgh-secret-rest",
+            "request": '{"messages": []}',
+            "response": '{"object": "chat.completion"}',
+        }
+    )
+    assert call.shape == "bodies"
+    assert call.app_key == "abcdefghXXXX"
+    assert call.request_body == '{"messages": []}'
+    assert "secret" not in repr(call)
+
+
+def test_mask_key() -> None:
+    assert mask_key("abc") == "abcXXXX"
+    assert mask_key("") is None
+    assert mask_key(None) is None
+
+
+@pytest.mark.parametrize(
+    ("body", "error", "says"),
+    [
+        (b"not json", MalformedMessage, "not JSON"),
+        (b"[1, 2]", MalformedMessage, "JSON list, not an object"),
+        (b'{"hello": 1}', MalformedMessage, "none of the input shapes (fields: hello)"),
+        (b'{"version": 2}', MalformedMessage, "unsupported message version 2"),
+        (json.dumps({**V1, "statusCode": "abc"}).encode(), MalformedMessage, "field statusCode"),
+        (json.dumps({k: v for k, v in V1.items() if k != "url"}).encode(), MalformedMessage, "url"),
+        (b"\xff\xfe{}" + b"x" * 10, MalformedMessage, "not UTF-8"),
+    ],
+)
+def test_refusals_say_why(body: bytes, error: type[Exception], says: str) -> None:
+    with pytest.raises(error) as caught:
+        parse(body)
+    assert says in str(caught.value)
+
+
+def test_too_large() -> None:
+    with pytest.raises(MessageTooLarge, match="over CHARGEBACK_MAX_MESSAGE_BYTES=10"):
+        parse_gateway_message(RawMessage(b"{" + b" " * 20 + b"}"), max_bytes=10)
+
+
+def test_cut_message_keeps_identity_and_marks_truncation() -> None:
+    text = json.dumps(V1)
+    cut = text[: text.index('"responseBody"') + 20]
+    call = parse(cut.encode())
+    assert call.truncated is True
+    assert call.request_id == "5f0c8a4e-1"
+    assert call.usage == V1["usage"]
+
+
+def test_cut_before_identity_is_unidentifiable() -> None:
+    text = json.dumps(V1)
+    with pytest.raises(UnidentifiableMessage, match="url"):
+        parse(text[: text.index('"url"') + 10].encode())
+
+
+def test_a_cut_usage_object_is_dropped_not_billed() -> None:
+    text = json.dumps(V1)
+    cut = text[: text.index('"completion_tokens"') + 5]  # {"prompt_tokens": 23, "compl
+    call = parse(cut.encode())
+    assert call.truncated is True
+    assert call.usage is None  # half a usage object would bill 23 prompt tokens and nothing else
+    assert call.model == "gpt-4o-2024-08-06"
+
+
+def test_cut_inside_a_multibyte_character() -> None:
+    body = json.dumps({**V1, "responseBody": "é" * 50}, ensure_ascii=False).encode()
+    call = parse(body[:-6])  # ends in the middle of a two-byte "é"
+    assert call.truncated is True
+    assert set(call.response_body or "") == {"é"}

@@ -1,0 +1,86 @@
+"""The local store speaks the ingestion protocol: plain and gzip arrays, newline-delimited
+envelopes, and the Application Insights column names."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import urllib.request
+from typing import Any
+
+from chargeback.localstore import LocalStore, customevents_columns
+
+
+def _envelope(request_id: str, sample_rate: float = 100.0) -> dict[str, Any]:
+    return {
+        "ver": 1,
+        "name": "Microsoft.ApplicationInsights.Event",
+        "time": "2026-11-20T10:00:00.123Z",
+        "sampleRate": sample_rate,
+        "iKey": "00000000-0000-0000-0000-000000000000",
+        "tags": {"ai.cloud.role": "chargeback-processor", "ai.operation.id": "abc"},
+        "data": {
+            "baseType": "EventData",
+            "baseData": {
+                "ver": 2,
+                "name": "Azure OpenAI Tokens",
+                "properties": {"RequestId": request_id},
+                "measurements": {"TotalTokens": 12.0},
+            },
+        },
+    }
+
+
+def _post(store: LocalStore, body: bytes, **headers: str) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{store.port}/v2.1/track", data=body, headers=headers, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return response.status, json.loads(response.read())
+
+
+def test_accepts_plain_gzip_and_newline_delimited(local_store: LocalStore) -> None:
+    plain = json.dumps([_envelope("a"), _envelope("b")]).encode()
+    assert _post(local_store, plain) == (
+        200,
+        {"itemsReceived": 2, "itemsAccepted": 2, "errors": []},
+    )
+    zipped = gzip.compress(json.dumps([_envelope("c", sample_rate=25.0)]).encode())
+    assert _post(local_store, zipped, **{"Content-Encoding": "gzip"})[1]["itemsAccepted"] == 1
+    lines = (json.dumps(_envelope("d")) + "\n" + json.dumps(_envelope("e"))).encode()
+    assert _post(local_store, lines)[1]["itemsReceived"] == 2
+
+    with local_store.connect(read_only=True) as con:
+        rows = con.execute(
+            "SELECT customDimensions->>'RequestId', itemCount, name, cloud_RoleName, operation_Id,"
+            " itemType, CAST(timestamp AS VARCHAR) FROM customEvents ORDER BY 1"
+        ).fetchall()
+    assert rows == [
+        ("a", 1, "Azure OpenAI Tokens", "chargeback-processor", "abc", "customEvent", "2026-11-20 10:00:00.123"),
+        ("b", 1, "Azure OpenAI Tokens", "chargeback-processor", "abc", "customEvent", "2026-11-20 10:00:00.123"),
+        ("c", 4, "Azure OpenAI Tokens", "chargeback-processor", "abc", "customEvent", "2026-11-20 10:00:00.123"),
+        ("d", 1, "Azure OpenAI Tokens", "chargeback-processor", "abc", "customEvent", "2026-11-20 10:00:00.123"),
+        ("e", 1, "Azure OpenAI Tokens", "chargeback-processor", "abc", "customEvent", "2026-11-20 10:00:00.123"),
+    ]
+
+
+def test_table_has_application_insights_columns(local_store: LocalStore) -> None:
+    with local_store.connect(read_only=True) as con:
+        columns = [row[0] for row in con.execute("DESCRIBE customEvents").fetchall()]
+    assert columns == [name for name, _ in customevents_columns()]
+    for name in ("timestamp", "name", "customDimensions", "customMeasurements", "itemCount",
+                 "operation_Id", "cloud_RoleName"):
+        assert name in columns
+
+
+def test_bad_body_is_refused_with_an_error(local_store: LocalStore) -> None:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{local_store.port}/v2.1/track", data=b"{nope", method="POST"
+    )
+    try:
+        urllib.request.urlopen(request, timeout=5)
+    except urllib.error.HTTPError as error:
+        assert error.code == 400
+        assert json.loads(error.read())["itemsAccepted"] == 0
+    else:
+        raise AssertionError("a malformed body was accepted")
