@@ -9,18 +9,24 @@ export APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL := true
 export APPLICATIONINSIGHTS_SDKSTATS_DISABLED := true
 export APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED := true
 
-.PHONY: demo test lint typecheck setup bench accuracy clean
+.PHONY: demo test setup chromium bench accuracy clean
 
 demo: $(VENV)/.installed
 	$(BIN)/python -m chargeback demo
 
-test: $(VENV)/.installed tests/kusto/node_modules/.installed tests/azurite/node_modules/.installed
+test: $(VENV)/.installed tests/kusto/node_modules/.installed tests/azurite/node_modules/.installed chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check chargeback function_app.py
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
-setup: $(VENV)/.installed tests/kusto/node_modules/.installed tests/azurite/node_modules/.installed
+setup: $(VENV)/.installed tests/kusto/node_modules/.installed tests/azurite/node_modules/.installed chromium
+
+# The report test renders the HTML charts in headless Chromium (Debian's package; needs root).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)

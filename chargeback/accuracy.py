@@ -18,6 +18,7 @@ Records whose model has no known tokenizer (Mistral, Llama, Gemini, ...) go to t
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ CATEGORIES = (
     "text chat",
     "chat with tools",
     "images",
+    "files and audio",
     "embeddings",
     "completions",
     "Responses API",
@@ -61,8 +63,8 @@ class Measurement:
     model: str
     reported_prompt: int
     reported_completion: int  # reasoning tokens already taken off
-    estimated_prompt: int | None  # None: not estimable
-    estimated_completion: int | None
+    estimated_prompt: int | None = None  # None: not estimable
+    estimated_completion: int | None = None
     notes: str = ""
 
     @property
@@ -81,14 +83,18 @@ class Measurement:
 # --- Which category a record belongs to -----------------------------------------------------
 
 
-def _has_image(value: Any) -> bool:
-    """An image part anywhere in a request's messages or input items."""
+_IMAGE_PARTS = frozenset({"image_url", "input_image"})
+_FILE_PARTS = frozenset({"input_audio", "file", "input_file"})
+
+
+def _has_part(value: Any, types: frozenset[str]) -> bool:
+    """A content part of one of these types anywhere in a request's messages or input items."""
     if isinstance(value, dict):
-        if value.get("type") in ("image_url", "input_image"):
+        if value.get("type") in types:
             return True
-        return any(_has_image(item) for item in value.values())
+        return any(_has_part(item, types) for item in value.values())
     if isinstance(value, list):
-        return any(_has_image(item) for item in value)
+        return any(_has_part(item, types) for item in value)
     return False
 
 
@@ -102,7 +108,9 @@ def category(record: dict[str, Any]) -> str:
         return "completions"
     if endpoint == "responses":
         return "Responses API"
-    if _has_image(request.get("messages")):
+    if _has_part(request.get("messages"), _FILE_PARTS):
+        return "files and audio"
+    if _has_part(request.get("messages"), _IMAGE_PARTS):
         return "images"
     if request.get("tools") or request.get("functions"):
         return "chat with tools"
@@ -184,24 +192,23 @@ def measure(
     )
     events = {event.dimensions["RequestId"]: event for event in sink.events}
     return [
-        _measurement(record, events.get(f"rec-{number}"))
-        for number, record in enumerate(chosen)
+        _measurement(record, events.get(f"rec-{number}")) for number, record in enumerate(chosen)
     ]
 
 
 def _measurement(record: dict[str, Any], event: ChargebackEvent | None) -> Measurement:
     reported = usage_from_api(record["usage"])
     assert reported is not None  # measurable() kept only records with a usage
-    common = {
-        "category": category(record) if event is not None else NOT_ESTIMABLE,
-        "model": record.get("model") or str(record["request"].get("model")),
-        "reported_prompt": reported.prompt,
-        "reported_completion": reported.completion - reported.reasoning,
-    }
+    model = record.get("model") or str(record["request"].get("model"))
     if event is None:
-        return Measurement(**common, estimated_prompt=None, estimated_completion=None)
+        return Measurement(
+            NOT_ESTIMABLE, model, reported.prompt, reported.completion - reported.reasoning
+        )
     return Measurement(
-        **common,
+        category(record),
+        model,
+        reported.prompt,
+        reported.completion - reported.reasoning,
         estimated_prompt=int(event.measurements["PromptTokens"]),
         estimated_completion=int(event.measurements["CompletionTokens"]),
         notes=event.dimensions.get("Estimate", ""),
@@ -292,6 +299,7 @@ def read_records(path: Path) -> list[dict[str, Any]]:
 
 def main(path: str | Path, out: Any = None) -> int:
     """Measure the records of a file and print the table."""
+    logging.getLogger("chargeback").addHandler(logging.NullHandler())  # outcomes are in the table
     stream = out or sys.stdout
     for line in report(measure(read_records(Path(path)))):
         stream.write(line + "\n")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +27,8 @@ __all__ = [
     "DeadLetterSink",
     "DirectoryDeadLetters",
     "MemoryDeadLetters",
+    "StoredDeadLetter",
+    "raw_from_metadata",
 ]
 
 
@@ -56,11 +59,40 @@ class DeadLetter:
             "offset": self.raw.offset,
             "enqueued_time": self.raw.enqueued_time.isoformat() if self.raw.enqueued_time else None,
         }
-        return {
-            key: str(value).encode("ascii", "replace").decode("ascii")[:1024]
-            for key, value in values.items()
-            if value is not None
-        }
+        return {key: _header_safe(str(value)) for key, value in values.items() if value is not None}
+
+
+def _header_safe(value: str) -> str:
+    """Printable ASCII only: metadata travels as HTTP headers (no line breaks, no Unicode)."""
+    return "".join(c if " " <= c <= "~" else "?" for c in value)[:1024]
+
+
+#: Where a replayed dead letter is moved once it was emitted or skipped: kept for the audit
+#: trail, out of the way of the next replay.
+REPLAYED_PREFIX = "replayed/"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDeadLetter:
+    """A dead letter read back from the store: its blob name and the message as received."""
+
+    name: str
+    raw: RawMessage
+    reason: str
+    detail: str
+
+
+def raw_from_metadata(body: bytes, metadata: dict[str, str]) -> RawMessage:
+    """The message as the Function received it, position and all, from a dead letter."""
+    sequence = metadata.get("sequence_number")
+    enqueued = metadata.get("enqueued_time")
+    return RawMessage(
+        body=body,
+        partition=metadata.get("partition"),
+        sequence_number=int(sequence) if sequence and sequence.lstrip("-").isdigit() else None,
+        offset=metadata.get("offset"),
+        enqueued_time=datetime.fromisoformat(enqueued) if enqueued else None,
+    )
 
 
 class DeadLetterSink(Protocol):
@@ -93,7 +125,13 @@ class DirectoryDeadLetters:
 
 class BlobDeadLetters:
     """Dead letters in an Azure Blob Storage container (Azurite locally): the original bytes,
-    with the reason and the Event Hub position as blob metadata."""
+    with the reason and the Event Hub position as blob metadata.
+
+    Writing the same dead letter twice (a batch run again) writes the same blob again: names
+    depend only on the message, its position and the reason. `read` reads them back for
+    ``python -m chargeback replay --from-container``; `settle` moves one that replayed well
+    under ``replayed/``.
+    """
 
     def __init__(self, container: Any) -> None:
         self._container = container
@@ -101,23 +139,46 @@ class BlobDeadLetters:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BlobDeadLetters:
-        from azure.storage.blob import BlobServiceClient
-
-        if settings.deadletter_connection_string:
-            service = BlobServiceClient.from_connection_string(
-                settings.deadletter_connection_string
-            )
-        elif settings.deadletter_service_uri:
+        """The container of the app settings, reached as the Function reaches it."""
+        credential: Any = None
+        if settings.deadletter_service_uri and not settings.deadletter_connection_string:
             from azure.identity import ManagedIdentityCredential
 
             credential = ManagedIdentityCredential(client_id=settings.deadletter_client_id)
-            service = BlobServiceClient(settings.deadletter_service_uri, credential=credential)
-        else:
+        return cls.connect(
+            settings.deadletter_connection_string or settings.deadletter_service_uri,
+            settings.deadletter_container,
+            credential=credential,
+        )
+
+    @classmethod
+    def connect(
+        cls, storage: str | None, container: str, *, credential: Any = None
+    ) -> BlobDeadLetters:
+        """``storage`` is a connection string (Azurite) or a blob endpoint URL, reached with
+        ``credential`` (default: `DefaultAzureCredential`, e.g. an operator's ``az login``)."""
+        from azure.storage.blob import BlobServiceClient
+
+        if not storage:
             raise ConfigurationError(
                 "no dead-letter store: set DeadLetterStorage__serviceUri (Azure) or "
                 "DeadLetterStorage (a connection string, e.g. Azurite)"
             )
-        return cls(service.get_container_client(settings.deadletter_container))
+        if storage.startswith(("http://", "https://")):
+            if credential is None:
+                from azure.identity import DefaultAzureCredential
+
+                credential = DefaultAzureCredential()
+            service = BlobServiceClient(storage, credential=credential)
+        else:
+            try:
+                service = BlobServiceClient.from_connection_string(storage)
+            except ValueError:
+                # Not echoed: a connection string holds the account key.
+                raise ConfigurationError(
+                    "DeadLetterStorage is not a valid connection string"
+                ) from None
+        return cls(service.get_container_client(container))
 
     def put(self, letter: DeadLetter) -> None:
         from azure.core.exceptions import AzureError, ResourceExistsError
@@ -132,3 +193,66 @@ class BlobDeadLetters:
             )
         except AzureError as exc:
             raise DeadLetterUnavailable(f"cannot write dead letter {letter.name()}: {exc}") from exc
+
+    def read(self, prefix: str = "") -> Iterator[StoredDeadLetter]:
+        """Every dead letter whose name starts with ``prefix`` (e.g. ``2026/11/20/``), oldest
+        day first, without those already replayed."""
+        from azure.core.exceptions import AzureError, ResourceNotFoundError
+
+        try:
+            # Names first: a replay writes and moves blobs while it reads them.
+            names = [
+                item.name
+                for item in self._container.list_blobs(name_starts_with=prefix or None)
+                if not item.name.startswith(REPLAYED_PREFIX)
+            ]
+        except ResourceNotFoundError:
+            return
+        except AzureError as exc:
+            raise DeadLetterUnavailable(f"cannot list dead letters: {exc}") from exc
+        for name in names:
+            try:
+                download = self._container.get_blob_client(name).download_blob()
+                metadata = dict(download.properties.metadata or {})
+                body = download.readall()
+            except ResourceNotFoundError:
+                continue  # settled meanwhile
+            except AzureError as exc:
+                raise DeadLetterUnavailable(f"cannot read dead letter {name}: {exc}") from exc
+            yield StoredDeadLetter(
+                name=name,
+                raw=raw_from_metadata(body, metadata),
+                reason=metadata.get("reason", ""),
+                detail=metadata.get("detail", ""),
+            )
+
+    def settle(self, letter: StoredDeadLetter) -> str:
+        """Move a replayed dead letter under ``replayed/``, bytes and metadata unchanged."""
+        from azure.core.exceptions import AzureError, ResourceNotFoundError
+
+        target = REPLAYED_PREFIX + letter.name
+        try:
+            source = self._container.get_blob_client(letter.name)
+            download = source.download_blob()
+            self._container.upload_blob(
+                target,
+                download.readall(),
+                metadata=dict(download.properties.metadata or {}),
+                overwrite=True,
+            )
+            source.delete_blob()
+        except ResourceNotFoundError:
+            pass  # settled already, by an earlier run
+        except AzureError as exc:
+            raise DeadLetterUnavailable(f"cannot settle dead letter {letter.name}: {exc}") from exc
+        return target
+
+    def delete(self, name: str) -> None:
+        from azure.core.exceptions import AzureError, ResourceNotFoundError
+
+        try:
+            self._container.delete_blob(name)
+        except ResourceNotFoundError:
+            pass
+        except AzureError as exc:
+            raise DeadLetterUnavailable(f"cannot delete dead letter {name}: {exc}") from exc

@@ -139,32 +139,50 @@ def _events_logger(provider: Any) -> logging.Logger:
 
 class _Pending:
     """A log record processor that holds records until the batch ends, then exports them in
-    one synchronous call whose result the caller sees."""
+    one synchronous call whose result the caller sees.
+
+    Records are keyed by RequestId: when a failed batch is run again its events replace the
+    ones still held, so a retry neither loses an event nor holds it twice. What was not
+    accepted stays held and goes with the next export.
+    """
 
     def __init__(self, exporter: Any) -> None:
         self._exporter = exporter
-        self._records: list[Any] = []
+        self._records: dict[object, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self._records)
 
     def on_emit(self, log_record: Any) -> None:
         from opentelemetry.sdk._logs import ReadableLogRecord
 
-        self._records.append(
-            ReadableLogRecord(
-                log_record=log_record.log_record,
-                resource=log_record.resource,
-                instrumentation_scope=log_record.instrumentation_scope,
-                limits=log_record.limits,
-            )
+        record = ReadableLogRecord(
+            log_record=log_record.log_record,
+            resource=log_record.resource,
+            instrumentation_scope=log_record.instrumentation_scope,
+            limits=log_record.limits,
         )
+        attributes = log_record.log_record.attributes or {}
+        key = attributes.get("RequestId") or id(record)
+        self._records.pop(key, None)  # a re-emitted event goes to the end, in batch order
+        self._records[key] = record
 
     def export(self) -> bool:
         from opentelemetry.sdk._logs.export import LogRecordExportResult
 
         if not self._records:
             return True
-        if self._exporter.export(self._records) != LogRecordExportResult.SUCCESS:
+        try:
+            result = self._exporter.export(list(self._records.values()))
+        except Exception:  # the exporter should not raise; if it does, nothing was accepted
+            logging.getLogger("chargeback").exception("chargeback: the exporter raised")
             return False
-        self._records = []
+        # Anything but SUCCESS (a retryable failure, a 206 partial success, a non-retryable
+        # status) means some events may not have been accepted: all are kept and sent again;
+        # the ones that did arrive become duplicates that every query removes by RequestId.
+        if result != LogRecordExportResult.SUCCESS:
+            return False
+        self._records = {}
         return True
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
@@ -177,9 +195,15 @@ class _Pending:
 class AzureMonitorSink:
     """Sends events to Application Insights through the azure-monitor-opentelemetry exporter.
 
-    With ``reuse_worker=True`` (the Functions worker configured Azure Monitor itself) events go
-    through the worker's global provider and `flush` forces it; otherwise this sink owns a
-    provider whose exporter keeps no offline storage, so a failure is seen and raised.
+    By default the sink owns a provider whose exporter keeps no offline storage, sends once per
+    attempt within ``timeout`` seconds, and reports its result, so a failure is seen and raised
+    as `TelemetryNotAccepted`.
+
+    With ``reuse_worker=True`` (``PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY``: the Functions
+    worker configured Azure Monitor itself) events go through the worker's provider instead of
+    a second one, and `flush` forces it. That provider's batch processor does not report
+    whether ingestion accepted the events, and its exporter keeps failures on local disk; the
+    README ("Reliability") states the trade-off. The Bicep in ``infra/`` leaves it off.
     """
 
     #: Retries inside one flush before the batch is handed back to Event Hubs.
@@ -193,8 +217,10 @@ class AzureMonitorSink:
         credential: Any = None,
         reuse_worker: bool = False,
         backoff_seconds: float = 0.5,
+        timeout: float = 30.0,
     ) -> None:
         self._backoff = backoff_seconds
+        self._timeout = timeout
         self._pending: _Pending | None = None
         if reuse_worker:
             from opentelemetry._logs import get_logger_provider
@@ -214,7 +240,17 @@ class AzureMonitorSink:
         exporter = AzureMonitorLogExporter(
             connection_string=connection_string,
             credential=credential,
+            # No copy on local disk that an instance (Flex Consumption) can lose: a failure
+            # is returned to us, and Event Hubs, which still holds the batch, is the store.
             disable_offline_storage=True,
+            # Its client-side rate limiter drops what it defers when offline storage is off,
+            # and still reports success; ingestion throttling (429, 439) comes back to us.
+            max_envelopes_per_second=0,
+            # One HTTP attempt per export: the retries are ours (`flush`) and Event Hubs'.
+            retry_total=0,
+            # Connect timeout, and azure-core's budget for the whole send; read timeout.
+            timeout=self._timeout,
+            read_timeout=self._timeout,
         )
         provider = LoggerProvider(resource=Resource.create({"service.name": role}))
         self._pending = _Pending(exporter)
@@ -228,6 +264,7 @@ class AzureMonitorSink:
             cloud_role_name=settings.cloud_role_name,
             credential=_credential(settings.applicationinsights_authentication_string),
             reuse_worker=settings.worker_telemetry_enabled,
+            timeout=settings.export_timeout_seconds,
         )
 
     def emit(self, event: ChargebackEvent) -> None:

@@ -128,7 +128,14 @@ def parse_gateway_message(raw: RawMessage, *, max_bytes: int) -> GatewayCall:
             f"message is {len(raw.body)} bytes, over CHARGEBACK_MAX_MESSAGE_BYTES={max_bytes}"
         )
     fields, truncated = _decode(raw.body)
-    shape = _shape_of(fields)
+    try:
+        shape = _shape_of(fields)
+    except MalformedMessage as exc:
+        if truncated:
+            raise UnidentifiableMessage(
+                f"message cut short before its shape was known: {exc}"
+            ) from None
+        raise
     try:
         if shape == "v1":
             return _from_v1(_V1.model_validate(fields), truncated)
@@ -145,6 +152,15 @@ def parse_gateway_message(raw: RawMessage, *, max_bytes: int) -> GatewayCall:
 
 
 def _decode(body: bytes) -> tuple[dict[str, Any], bool]:
+    if body.endswith(b"}"):
+        # The usual case, a whole message: decoded once, straight from the bytes.
+        try:
+            value = jsontext.loads(body)
+        except ValueError:
+            pass
+        else:
+            if isinstance(value, dict):
+                return value, False
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:

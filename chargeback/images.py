@@ -93,7 +93,8 @@ def _patches(width: int, height: int) -> int:
     shrink = math.sqrt(_PATCH * _PATCH * _MAX_PATCHES / (width * height))
     w, h = width * shrink, height * shrink
     shrink *= min(math.floor(w / _PATCH) / (w / _PATCH), math.floor(h / _PATCH) / (h / _PATCH))
-    return math.ceil(width * shrink / _PATCH) * math.ceil(height * shrink / _PATCH)
+    # Resized to whole pixels first, as the guide's worked example does (1800×2400 -> 1056×1408).
+    return math.ceil(int(width * shrink) / _PATCH) * math.ceil(int(height * shrink) / _PATCH)
 
 
 # --- Image size from the bytes' header ------------------------------------------------------

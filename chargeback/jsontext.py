@@ -8,6 +8,7 @@ every complete value, and a string value that was cut keeps the characters that 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import orjson
@@ -18,13 +19,16 @@ __all__ = ["MAX_DEPTH", "Prefix", "loads", "loads_prefix"]
 #: must not exhaust the stack.
 MAX_DEPTH = 256
 
-_STRING_BODY = re.compile(r'[^"\\]*')
+_NOT_BRACKETS = re.compile(r"[^{}\[\]]+")
+_DELIMITERS = frozenset(",: \t\r\n")
+# What ends a number or literal (the scanner this replaced treated ":" as part of one).
+_SCALAR_END = frozenset(", \t\r\n")
 _CLOSER = {"{": "}", "[": "]"}
 
 
-def loads(data: bytes | str) -> Any:
-    """Decode complete JSON; raises ``ValueError`` (orjson's error is one)."""
-    return orjson.loads(data)
+#: Decode complete JSON; raises ``ValueError`` (orjson's error is one). orjson's own function
+#: rather than a wrapper: it runs once per line of every stream.
+loads: Callable[[bytes | str], Any] = orjson.loads
 
 
 class Prefix(NamedTuple):
@@ -42,10 +46,11 @@ def loads_prefix(text: str) -> Prefix:
     Raises ``ValueError`` when the text is not a prefix of a JSON object or array, or holds
     nothing usable.
     """
-    try:
-        return Prefix(orjson.loads(text))
-    except orjson.JSONDecodeError:
-        pass
+    if not _cut_container(text):
+        try:
+            return Prefix(orjson.loads(text))
+        except orjson.JSONDecodeError:
+            pass
     if not text.lstrip().startswith(("{", "[")):
         raise ValueError("not JSON, nor the start of a JSON object or array")
     scan = _Scan(text)
@@ -60,6 +65,12 @@ def loads_prefix(text: str) -> Prefix:
         raise ValueError(f"not a JSON prefix: {exc}") from None
     last_cut = scan.open_value_string is not None or len(scan.stack) > 1
     return Prefix(value, truncated=True, last_cut=last_cut)
+
+
+def _cut_container(text: str) -> bool:
+    """An object or array that does not end with its closing bracket: certainly cut, so the
+    first, whole decode (as long as the text, and bound to fail) is not tried."""
+    return text[:1] in ("{", "[") and text[-1:] not in ("}", "]", " ", "\t", "\r", "\n")
 
 
 def _without_partial_escape(head: str) -> str:
@@ -81,8 +92,15 @@ def _without_partial_escape(head: str) -> str:
 
 
 class _Scan:
-    """One pass over the text, noting the last place where closing the open containers gives
-    valid JSON (``safe``) and whether the text ends inside a string value."""
+    """Where the text can be cut and closed into valid JSON (``safe``, with ``safe_depth`` open
+    containers), the containers open at the end (``stack``), and whether the text ends inside a
+    string value (``open_value_string``, where it starts).
+
+    Bodies are up to 200 KB and mostly string content, so the work is done with ``str`` methods
+    that run in C: escapes are blanked (same length), the text is split on quotes (odd pieces
+    are inside strings), and only the brackets outside strings are looked at one by one. The safe
+    place is then found by looking back from the end, past at most one key and one scalar.
+    """
 
     def __init__(self, text: str) -> None:
         self.text = text
@@ -90,73 +108,84 @@ class _Scan:
         self.safe = 0
         self.safe_depth = 0
         self.open_value_string: int | None = None
-        # In an object, True while the next string is a key.
-        self.expect_key = False
 
     def closers(self) -> str:
         stack = self.stack if self.open_value_string is not None else self.stack[: self.safe_depth]
         return "".join(_CLOSER[c] for c in reversed(stack))
 
-    def _mark_safe(self, position: int) -> None:
-        self.safe = position
-        self.safe_depth = len(self.stack)
-
-    def run(self) -> None:  # noqa: PLR0912 - one branch per JSON token kind
-        text, n, i = self.text, len(self.text), 0
-        while i < n:
-            c = text[i]
-            if c in "{[":
-                if len(self.stack) >= MAX_DEPTH:
-                    raise ValueError("JSON nested too deeply")
-                self.stack.append(c)
-                self.expect_key = c == "{"
-                i += 1
-                self._mark_safe(i)
-            elif c in "}]":
-                if not self.stack:
-                    raise ValueError("unbalanced JSON")
-                self.stack.pop()
-                self.expect_key = False
-                i += 1
-                self._mark_safe(i)
-            elif c == '"':
-                is_key = self.expect_key
-                end = self._string_end(i + 1)
-                if end is None:
-                    if not is_key:
-                        self.open_value_string = i
-                    return
-                i = end
-                if not is_key:
-                    self._mark_safe(i)
-            elif c == ",":
-                self.expect_key = bool(self.stack) and self.stack[-1] == "{"
-                i += 1
-            elif c == ":":
-                self.expect_key = False
-                i += 1
-            elif c in " \t\r\n":
-                i += 1
+    def run(self) -> None:
+        text = self.text
+        if '\\"' in text:
+            # Blank the escapes (same length), so that no escaped quote is left to be mistaken
+            # for the end of a string. Without a backslash before a quote there is none.
+            text = text.replace("\\\\", "__").replace('\\"', "_'")
+        pieces = text.split('"')
+        stack = self.stack
+        _open_containers(_NOT_BRACKETS.sub("", "".join(pieces[::2])), stack)
+        self.safe_depth = len(stack)
+        last_quote = text.rfind('"')
+        if len(pieces) % 2 == 0:  # the text ends inside the string that starts at last_quote
+            if self._is_key(text, last_quote):
+                self.safe = self._before_key(text, last_quote)
             else:
-                # A number or literal: safe only once a delimiter shows it is complete.
-                j = i
-                while j < n and text[j] not in ",}] \t\r\n":
-                    j += 1
-                if j == n:
-                    return
-                i = j
-                self._mark_safe(i)
+                self.open_value_string = last_quote
+            return
+        # After the last quote, only brackets, scalars, commas, colons and white space.
+        after = last_quote + 1
+        bracket = max(text.rfind(c, after) for c in "{}[]")
+        start = max(after, bracket + 1)
+        safe = _last_scalar_end(text, start)
+        if safe is not None:
+            self.safe = safe
+        elif bracket >= 0 or last_quote < 0:
+            self.safe = start  # just after the last bracket (or nothing usable yet)
+        else:
+            opening = text.rfind('"', 0, last_quote)
+            if self._is_key(text, opening):
+                self.safe = self._before_key(text, opening)
+            else:
+                self.safe = start  # just after a string value
 
-    def _string_end(self, start: int) -> int | None:
-        """Index just past the closing quote of the string whose body starts at ``start``."""
-        text, n, i = self.text, len(self.text), start
-        while True:
-            m = _STRING_BODY.match(text, i)
-            i = m.end() if m else i
-            if i >= n:
-                return None
-            if text[i] == '"':
-                return i + 1
-            i += 2  # a backslash and the character it escapes
-            if i > n:
-                return None
+    def _is_key(self, text: str, quote: int) -> bool:
+        """Whether the string that opens at ``quote`` is an object key."""
+        if not self.stack or self.stack[-1] != "{":
+            return False
+        return _previous(text, quote)[1] in ("{", ",")
+
+    def _before_key(self, text: str, quote: int) -> int:
+        """The safe place before the key that opens at ``quote``: after the ``{`` that opens the
+        object, or at the ``,`` that ends the member before (the value before it is whole)."""
+        position, c = _previous(text, quote)
+        return position + 1 if c == "{" else position
+
+
+def _open_containers(brackets: str, stack: list[str]) -> None:
+    """Push and pop ``brackets`` (brackets only, in order) on ``stack``."""
+    for c in brackets:
+        if c in "{[":
+            if len(stack) >= MAX_DEPTH:
+                raise ValueError("JSON nested too deeply")
+            stack.append(c)
+        elif stack:
+            stack.pop()
+        else:
+            raise ValueError("unbalanced JSON")
+
+
+def _previous(text: str, position: int) -> tuple[int, str]:
+    """The last character before ``position`` that is not white space, and where it is."""
+    position -= 1
+    while position >= 0 and text[position] in " \t\r\n":
+        position -= 1
+    return position, text[position] if position >= 0 else ""
+
+
+def _last_scalar_end(text: str, start: int) -> int | None:
+    """Where the last complete number or literal after ``start`` ends (a delimiter follows it);
+    ``text[start:]`` holds no string and no bracket."""
+    i = len(text)
+    while i > start and text[i - 1] not in _SCALAR_END:
+        i -= 1  # a scalar that reaches the end may be cut ("12" of "123"): not safe
+    while i > start and text[i - 1] in _DELIMITERS:
+        i -= 1
+    return i if i > start else None

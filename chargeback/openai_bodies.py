@@ -9,6 +9,7 @@ with empty ``choices`` and ``prompt_filter_results``, content-filter chunks with
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -71,6 +72,7 @@ class Route:
     api_version: str | None
 
 
+@functools.lru_cache(maxsize=1024)  # a gateway serves few distinct URLs
 def route(url: str | None) -> Route:
     """Read operation, deployment and api-version from a gateway URL."""
     if not url:
@@ -92,6 +94,14 @@ class Choice:
     text: list[str] = field(default_factory=list)
     # (name, arguments) of each tool or function call.
     tool_calls: list[list[str]] = field(default_factory=list)
+    #: Reasoning the body shows as text (gpt-oss ``reasoning``/``reasoning_content``, Responses
+    #: ``reasoning_text`` parts); summaries are written by another model and are not here.
+    reasoning: list[str] = field(default_factory=list)
+    #: Responses ``reasoning`` items whose text is not shown (encrypted or summary only).
+    hidden_reasoning: int = 0
+    #: (item type, what the model wrote) of each built-in tool call in a Responses output:
+    #: a web or file search's queries, code interpreter code, an MCP call's name and arguments.
+    builtin_calls: list[list[str]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -158,11 +168,21 @@ def _operation_from_request(request: dict[str, Any] | None) -> Operation | None:
     return None
 
 
+#: Members whose cut-short value still counts (text arrived, more was cut). Any other member
+#: cut short (a model name, a usage object) is not what was sent, and is dropped.
+_CONTENT = frozenset({"messages", "input", "prompt", "instructions", "choices", "output", "data"})
+
+
+def _drop_cut_member(value: dict[str, Any], last_cut: bool) -> None:
+    if last_cut and value and next(reversed(value)) not in _CONTENT:
+        value.popitem()
+
+
 def _parse_request(body: str | None, exchange: Exchange) -> dict[str, Any] | None:
     if not body:
         return None
     try:
-        value, truncated, _ = jsontext.loads_prefix(body)
+        value, truncated, last_cut = jsontext.loads_prefix(body)
     except (ValueError, RecursionError):
         exchange.notes.append("request-unreadable")
         return None
@@ -170,6 +190,7 @@ def _parse_request(body: str | None, exchange: Exchange) -> dict[str, Any] | Non
     if not isinstance(value, dict):
         exchange.notes.append("request-unreadable")
         return None
+    _drop_cut_member(value, last_cut)
     return value
 
 
@@ -186,12 +207,13 @@ def _parse_response(body: str, content_type: str | None, exchange: Exchange) -> 
         _parse_stream(body, exchange)
         return
     try:
-        value, truncated, _ = jsontext.loads_prefix(body)
+        value, truncated, last_cut = jsontext.loads_prefix(body)
     except (ValueError, RecursionError):
         exchange.notes.append("response-unreadable")
         return
     exchange.response_truncated = truncated
     if isinstance(value, dict):
+        _drop_cut_member(value, last_cut)
         _read_response_object(value, exchange)
 
 
@@ -224,17 +246,56 @@ def _read_response_output(output: Any, exchange: Exchange) -> None:
         if not isinstance(item, dict):
             continue
         target = exchange.choice(position)
-        if item.get("type") == "function_call":
-            target.tool_calls.append([_str(item.get("name")), _str(item.get("arguments"))])
+        kind = item.get("type")
+        if kind in ("function_call", "custom_tool_call"):
+            arguments = item.get("arguments", item.get("input"))
+            target.tool_calls.append([_str(item.get("name")), _str(arguments)])
+            continue
+        if kind == "reasoning":
+            texts = [p["text"] for p in _list(item.get("content")) if _has_text(p)]
+            target.reasoning.extend(texts)
+            if not texts:
+                target.hidden_reasoning += 1
+            continue
+        if isinstance(kind, str) and kind.endswith("_call"):
+            target.builtin_calls.append([kind, _builtin_text(item)])
+            continue
         for part in _list(item.get("content")):
-            if isinstance(part, dict) and isinstance(part.get("text"), str):
+            if _has_text(part):
                 target.text.append(part["text"])
+
+
+def _has_text(part: Any) -> bool:
+    return isinstance(part, dict) and isinstance(part.get("text"), str)
+
+
+def _builtin_text(item: dict[str, Any]) -> str:
+    """What the model itself wrote for a built-in tool call (never what the tool returned)."""
+    kind = item.get("type")
+    if kind == "code_interpreter_call":
+        return _str(item.get("code"))
+    if kind == "mcp_call":
+        return _str(item.get("name")) + _str(item.get("arguments"))
+    if kind == "file_search_call":
+        return "\n".join(q for q in _list(item.get("queries")) if isinstance(q, str))
+    action = item.get("action")
+    if isinstance(action, dict):  # web_search_call, computer_call, local_shell_call, ...
+        query = action.get("query")
+        if isinstance(query, str):
+            return query
+        command = action.get("command")
+        if isinstance(command, list):
+            return " ".join(c for c in command if isinstance(c, str))
+    return ""
 
 
 def _read_message_delta(message: dict[str, Any], target: Choice) -> None:
     for key in ("content", "refusal"):
         if isinstance(message.get(key), str):
             target.text.append(message[key])
+    for key in ("reasoning", "reasoning_content"):  # gpt-oss and other open-weight servers
+        if isinstance(message.get(key), str):
+            target.reasoning.append(message[key])
     for position, call in enumerate(_list(message.get("tool_calls"))):
         if not isinstance(call, dict):
             continue
@@ -256,29 +317,80 @@ def _read_message_delta(message: dict[str, Any], target: Choice) -> None:
 
 
 def _parse_stream(body: str, exchange: Exchange) -> None:
-    done = False
+    fast = _split_stream(body)
+    if fast is None:
+        done = _read_lines(body, exchange)
+    else:
+        chunks, done, rest = fast
+        read_chunk = _read_chunk
+        for chunk in chunks:
+            if type(chunk) is dict:
+                read_chunk(chunk, exchange)
+        if rest and not done:
+            done = _read_lines(rest, exchange)
+    if not done and not exchange.response_truncated and not _responses_finished(exchange):
+        exchange.response_truncated = True
+
+
+def _read_lines(body: str, exchange: Exchange) -> bool:
+    """Each ``data:`` line on its own. True when the stream's ``[DONE]`` was read."""
     lines = body.splitlines()
     # A body cut mid-line leaves a last line without its end: it cannot be trusted.
     last_complete = len(lines) if body.endswith(("\n", "\r")) else len(lines) - 1
+    loads, read_chunk = jsontext.loads, _read_chunk
     for number, line in enumerate(lines):
         if not line.startswith("data:"):
             continue
-        payload = line[5:].strip()
-        if payload == "[DONE]":
-            done = True
-            break
         try:
-            chunk = jsontext.loads(payload)
+            # orjson skips the white space around the payload itself.
+            chunk = loads(line[5:])
         except ValueError:
+            if line[5:].strip() == "[DONE]":
+                return True
             if number >= last_complete:
                 exchange.response_truncated = True
             else:
                 exchange.notes.append("stream-chunk-unreadable")
             continue
-        if isinstance(chunk, dict):
-            _read_chunk(chunk, exchange)
-    if not done and not exchange.response_truncated and not _responses_finished(exchange):
-        exchange.response_truncated = True
+        if type(chunk) is dict:
+            read_chunk(chunk, exchange)
+    return False
+
+
+_EVENT_LINE = re.compile(r"\nevent:[^\n]*")
+
+
+def _split_stream(body: str) -> tuple[list[Any], bool, str] | None:
+    """The usual layout, decoded in one call instead of one per line: events of one ``data:``
+    line (after an ``event:`` line or not), a blank line after each, LF line ends.
+
+    Returns the chunks of the complete events, whether ``[DONE]`` ended them, and the text after
+    the last complete event (a cut line, for `_read_lines`); None for any other layout, which
+    `_read_lines` then reads line by line with the same result.
+    """
+    if "\r" in body:
+        return None
+    text = _EVENT_LINE.sub("", "\n" + body)[1:] if "event:" in body else body
+    end = text.rfind("\n\n") + 2
+    if end < 2:
+        return [], False, text
+    head, rest = text[:end], text[end:]
+    last = head.rfind("\n\n", 0, end - 2) + 2
+    done = head.startswith("data:", last) and head[last + 5 : end].strip() == "[DONE]"
+    if done:
+        head, rest = head[:last], ""
+    if not head:
+        return [], done, rest
+    if not head.startswith("data:"):
+        return None
+    try:
+        chunks = jsontext.loads("[" + head[5:-2].replace("\n\ndata:", ",") + "]")
+    except ValueError:
+        return None
+    # One chunk per event and no line but the data lines, or the layout was not the usual one.
+    if not isinstance(chunks, list) or head.count("\n") != 2 * len(chunks):
+        return None
+    return chunks, done, rest
 
 
 def _responses_finished(exchange: Exchange) -> bool:
@@ -287,24 +399,41 @@ def _responses_finished(exchange: Exchange) -> bool:
 
 
 def _read_chunk(chunk: dict[str, Any], exchange: Exchange) -> None:
+    # Runs once per stream line: the common chunk (one choice, a delta with only "content")
+    # takes the fewest steps; anything else goes the general way.
     kind = chunk.get("type")
-    if isinstance(kind, str) and kind.startswith("response."):
+    if kind is not None and isinstance(kind, str) and kind.startswith("response."):
         _read_responses_event(kind, chunk, exchange)
         return
     if exchange.operation is None and isinstance(chunk.get("object"), str):
         exchange.operation = _RESPONSE_OBJECTS.get(chunk["object"])
-    _take_model(chunk.get("model"), exchange)
-    if isinstance(chunk.get("usage"), dict):
-        exchange.usage = chunk["usage"]
-    for position, choice in enumerate(_list(chunk.get("choices"))):
-        if not isinstance(choice, dict):
+    if exchange.response_model is None:
+        _take_model(chunk.get("model"), exchange)
+    usage = chunk.get("usage")
+    if usage is not None and isinstance(usage, dict):
+        exchange.usage = usage
+    choices = chunk.get("choices")
+    if not choices or type(choices) is not list:
+        return
+    for position, choice in enumerate(choices):
+        if type(choice) is not dict:
             continue
-        target = exchange.choice(_index(choice, position))
-        if isinstance(choice.get("text"), str):
-            target.text.append(choice["text"])
+        index = choice.get("index")
+        if type(index) is not int or not 0 <= index < _MAX_CHOICES:
+            index = position
+        target = exchange.choices.get(index) or exchange.choice(index)
+        text = choice.get("text")
+        if text is not None and isinstance(text, str):
+            target.text.append(text)
         delta = choice.get("delta")
-        if isinstance(delta, dict):  # content-filter chunks carry no delta
-            _read_message_delta(delta, target)
+        if delta is None or type(delta) is not dict:  # content-filter chunks carry no delta
+            continue
+        if len(delta) == 1:
+            content = delta.get("content")
+            if type(content) is str:
+                target.text.append(content)
+                continue
+        _read_message_delta(delta, target)
 
 
 def _read_responses_event(kind: str, event: dict[str, Any], exchange: Exchange) -> None:
@@ -353,8 +482,12 @@ def _str(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
+#: Choice and tool-call indexes beyond this are not believed.
+_MAX_CHOICES = 1024
+
+
 def _index(item: dict[str, Any], default: int) -> int:
     value = item.get("index")
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 1024:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < _MAX_CHOICES:
         return value
     return default

@@ -19,7 +19,9 @@ from chargeback.deadletter import DeadLetter, DeadLetterSink
 from chargeback.errors import BadMessage, TransientError, UnidentifiableMessage, UnknownModel
 from chargeback.events import ChargebackEvent, EventSink, build_event
 from chargeback.gateway import GatewayCall, parse_gateway_message
+from chargeback.identity import PayerResolver
 from chargeback.openai_bodies import Exchange, parse_exchange
+from chargeback.pricing import Pricing
 from chargeback.receive import RawMessage
 from chargeback.settings import Settings
 from chargeback.tokens import TokenCounts, encoding_name_for_model, estimate, usage_from_api
@@ -86,6 +88,9 @@ class Processor:
         self.settings = settings
         self.events = events
         self.dead_letters = dead_letters
+        # Loaded once here, never per message; a bad file raises ConfigurationError now.
+        self.payers = PayerResolver.from_settings(settings)
+        self.pricing = Pricing.from_settings(settings)
 
     def process_batch(self, messages: Iterable[RawMessage]) -> BatchReport:
         """Process a batch, then flush the events. Raises `TransientError` if delivery failed."""
@@ -132,7 +137,15 @@ class Processor:
             raise _Skip("not-billable-operation")
         model = self.model_of(call, exchange)
         counts = self._counts(call, exchange, model)
-        return build_event(call, exchange, counts, model)
+        price_dims, cost = self.pricing.charge(model, exchange.deployment, counts)
+        return build_event(
+            call,
+            exchange,
+            counts,
+            model,
+            extra={**self.payers.dimensions(call), **price_dims},
+            measurements=cost,
+        )
 
     def model_of(self, call: GatewayCall, exchange: Exchange) -> str | None:
         """The model the response reported; else the deployment's mapped or own name."""
@@ -165,11 +178,17 @@ class Processor:
                 f"tokens must be estimated but deployment {exchange.deployment!r} names no known"
                 " model: add it to CHARGEBACK_DEPLOYMENT_MODELS"
             )
-        counts = estimate(exchange, model)
+        try:
+            counts = estimate(exchange, model, image_url_policy=self.settings.image_url_policy)
+        except UnknownModel:
+            if cut:
+                raise UnidentifiableMessage("cut short before a known model name") from None
+            raise
         if not cut:
             return counts
-        if counts.total == 0:
-            # Never bill a cut call as zero tokens: nothing that measures it arrived.
+        if counts.total == 0 or (exchange.request is None and not exchange.choices):
+            # Never bill a cut call from nothing (zero, or a bare overhead): neither its request
+            # nor any of its response arrived.
             raise UnidentifiableMessage("cut short before anything that measures the call")
         notes = [*counts.notes, "message-truncated" if call.truncated else "body-truncated"]
         if call.truncated and call.response_body is None and exchange.operation != "embeddings":

@@ -26,7 +26,7 @@ import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import IO, TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from azure.eventhub import EventData, EventDataBatch
@@ -215,7 +215,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+class Sender(Protocol):
+    """What `main` publishes with: `send_file`, or a fake in tests."""
+
+    def __call__(
+        self,
+        path_or_lines: str | os.PathLike[str] | Iterable[str],
+        *,
+        connection_string: str | None = None,
+        fully_qualified_namespace: str | None = None,
+        eventhub_name: str | None,
+        partition_key: str | None = None,
+    ) -> SendReport: ...
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    sender: Sender = send_file,
+    stdin: IO[str] | None = None,
+) -> int:
     """Run the ``send`` subcommand; returns the exit status (0 all sent, 1 some not, 2 usage)."""
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -232,9 +251,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from azure.core.exceptions import AzureError
     from azure.eventhub.exceptions import EventHubError
 
-    source: str | Iterable[str] = sys.stdin if args.file == "-" else args.file
+    source: str | Iterable[str] = (stdin or sys.stdin) if args.file == "-" else args.file
     try:
-        report = send_file(
+        report = sender(
             source,
             connection_string=connection_string,
             fully_qualified_namespace=namespace,

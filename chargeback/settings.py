@@ -36,8 +36,8 @@ class Settings(BaseSettings):
     applicationinsights_authentication_string: str | None = Field(
         default=None, validation_alias="APPLICATIONINSIGHTS_AUTHENTICATION_STRING"
     )
-    # Set by the Functions worker's own OpenTelemetry integration; when true we reuse its
-    # provider rather than configure a second one.
+    # Turns on the Functions worker's own OpenTelemetry integration; when true events go through
+    # its provider rather than a second one, without confirmed delivery (README, Reliability).
     worker_telemetry_enabled: bool = Field(
         default=False, validation_alias="PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY"
     )
@@ -64,8 +64,10 @@ class Settings(BaseSettings):
     identity_map_file: Path | None = Field(
         default=None, validation_alias="CHARGEBACK_IDENTITY_MAP_FILE"
     )
+    # Which caller identity decides who pays, first match in the identity map wins
+    # (chargeback/identity.py); appKey, the masked key of the legacy message shapes, is opt-in.
     identity_order: Annotated[
-        tuple[Literal["appId", "subscriptionId", "productId"], ...], NoDecode
+        tuple[Literal["appId", "subscriptionId", "productId", "appKey"], ...], NoDecode
     ] = Field(
         default=("appId", "subscriptionId", "productId"),
         validation_alias="CHARGEBACK_IDENTITY_ORDER",
@@ -74,12 +76,10 @@ class Settings(BaseSettings):
         default_factory=frozenset, validation_alias="CHARGEBACK_PROVISIONED_DEPLOYMENTS"
     )
 
-    # --- Safety and limits ------------------------------------------------------------------
+    # --- Limits -------------------------------------------------------------------------------
     max_message_bytes: int = Field(
         default=1_048_576, gt=0, validation_alias="CHARGEBACK_MAX_MESSAGE_BYTES"
     )
-    # Off unless an operator turns it on: prompt and completion text never reach telemetry.
-    log_content: bool = Field(default=False, validation_alias="CHARGEBACK_LOG_CONTENT")
 
     # --- Dead letters -----------------------------------------------------------------------
     deadletter_container: str = Field(
@@ -113,6 +113,13 @@ class Settings(BaseSettings):
     def _comma_list(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("identity_order")
+    @classmethod
+    def _each_once(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError("an identity is listed twice")
         return value
 
 

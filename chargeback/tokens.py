@@ -3,6 +3,39 @@
 The encodings ship with the package (``chargeback/data/*.tiktoken.gz``, checked against the sha256
 that tiktoken itself expects), so nothing is downloaded at run time: a Function App without
 egress counts tokens too.
+
+Estimation rules are tables keyed by model family (`CHAT_RULES` here, `chargeback.images`
+for images, `chargeback.tool_text` for how tool definitions read). Sources: the OpenAI cookbook
+"How to count tokens with tiktoken"; openai-chat-tokens / LiteLLM ``token_counter`` (tools as
+TypeScript); the OpenAI vision guide (image tiles and patches). Constants not in any source were
+measured with ``python -m chargeback accuracy tests/data/recorded-exchanges.jsonl``:
+
+=====================  ==========================================================================
+family                 measured choice
+=====================  ==========================================================================
+gpt-4o, 4.1, 4.5       cookbook 3/1/3; tools: TypeScript rendering + 5 (system message present)
+                       or + 9 (none); tool call in history + 0, tool result + 5 + function name,
+                       + 7 per call when parallel; reply tool call + 7 (+ 7 when parallel)
+o1, o3, o4-mini        priming 2 (one fewer); visible reply overhead 13 (chat), 1 (Responses)
+gpt-5 family           priming 2; tools + 90 without / + 86 with a system message (chat),
+                       + 8 (Responses); visible reply overhead 9 (chat), 6 (Responses)
+gpt-4o-search-preview  system message not billed; priming 2
+gpt-oss                harmony system preamble 60
+gpt-3.5-turbo-0301     cookbook: 4 per message, -1 per name
+=====================  ==========================================================================
+
+Tools, cookbook vs TypeScript rendering, on the 57 recorded chat calls with tools (one constant
+fitted per family and system-message presence for each): TypeScript 49 exact, 55 within ±2;
+cookbook 43 exact, 49 within ±2. TypeScript is used for every family.
+
+``response_format`` JSON schemas: compact JSON without ``additionalProperties`` + 1; exact on a
+flat schema, +16 on a nested ``anyOf`` schema, and flagged ``response-format-approximate``.
+
+What cannot be seen offline is flagged in ``notes`` (the event's ``Estimate`` dimension), never
+guessed silently: ``reasoning-unseen`` (hidden reasoning tokens of reasoning models),
+``image-size-unknown`` (image by URL or file id: CHARGEBACK_IMAGE_URL_POLICY applies),
+``file-unseen``/``audio-unseen``, ``previous-response-unseen`` (Responses server-side state),
+``reasoning-input-unseen`` (encrypted reasoning items), ``builtin-tool-unseen``.
 """
 
 from __future__ import annotations
@@ -11,7 +44,8 @@ import base64
 import functools
 import gzip
 import hashlib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -20,7 +54,7 @@ from chargeback.errors import UnknownModel
 if TYPE_CHECKING:
     import tiktoken
 
-    from chargeback.openai_bodies import Exchange
+    from chargeback.openai_bodies import Choice, Exchange
 
 __all__ = [
     "TokenCounts",
@@ -203,110 +237,383 @@ def usage_from_api(usage: dict[str, Any] | None) -> TokenCounts | None:
     )
 
 
+# --- Estimation rules -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRule:
+    """How a model family wraps a conversation in tokens, beyond the text itself."""
+
+    per_message: int = 3  # <|start|>{role}<|message|>...<|end|>: 3 plus the role's own tokens
+    per_name: int = 1
+    priming: int = 3  # <|start|>assistant<|message|> that opens the reply
+    tools_with_system: int = 5  # tool block appended to an existing system message
+    tools_without_system: int = 9  # tool block in a system message of its own
+    responses_tools: int | None = None  # the Responses API's tool block, if unlike chat's
+    tool_call: int = 0  # per assistant tool call in the history, beyond name and arguments
+    tool_result: int = 5  # per tool result, beyond its content and the function's name
+    parallel_call: int = 7  # per call when one message holds several (multi_tool_use wrapper)
+    response_format: int = 1  # a json_schema response format, beyond its rendered schema
+    reply: int = 0  # per reply: visible channel headers of reasoning models
+    responses_reply: int = 1  # the same in the Responses API (measured)
+    reply_call: int = 7  # per tool call in a reply, beyond name and arguments
+    reply_parallel_call: int = 7  # more per call when a reply holds several
+    #: a hidden reasoning item in a Responses output: its channel header, outside reasoning_tokens
+    responses_reasoning_item: int = 0
+    #: the usage reports reasoning_tokens in steps of this many (0: exactly)
+    reasoning_step: int = 0
+    forced_call: int = 1  # a reply to a named tool_choice: arguments + this
+    #: per built-in tool call in a Responses output (item type -> tokens beyond what the model
+    #: wrote), see BUILTIN_CALLS
+    builtin_call: Mapping[str, int] = field(default_factory=dict)
+    visible_reasoning: int = 0  # a reply that shows its reasoning: that channel's headers
+    drops_system: bool = False  # the system message is not billed
+    preamble: int = 0  # a fixed system message the service adds
+    reasoning: bool = False  # bills hidden reasoning tokens as completion tokens
+
+
+_REASONING = ChatRule(priming=2, reply=13, responses_reply=1, reasoning=True, reasoning_step=64)
+
+# measured: one priming token fewer; the harmony tool block is far larger. A Responses message
+# costs 4 beyond its text, a hidden reasoning item 2 more (its header, not in reasoning_tokens):
+# rt=0 replies (records 431, 447, 420, 422, 344) were +2 with 6 per message; with a reasoning
+# item (441, 443, 445, 384) exact at 4 + 2. reasoning_tokens come in steps of 64 for gpt-5,
+# gpt-5-mini and the o-series (every recorded value), exactly for gpt-5.2 and later (9, 29, 34,
+# 49, 59, 100).
+_GPT5 = ChatRule(
+    priming=2,
+    tools_with_system=86,
+    tools_without_system=90,
+    responses_tools=8,
+    reply=9,
+    responses_reply=4,
+    responses_reasoning_item=2,
+    reasoning=True,
+    reasoning_step=64,
+)
+_GPT5_POINT = replace(_GPT5, reasoning_step=0)
+
+# Model prefix -> chat rule, most specific first. Sources: OpenAI cookbook "How to count tokens
+# with tiktoken" (per message 3, per name 1, priming 3; gpt-3.5-turbo-0301: 4 and -1);
+# openai-chat-tokens (tool block in the system message, 4 fewer when one exists). Constants
+# marked "measured" were fitted on the recorded exchanges (tests/data), see the module doc.
+CHAT_RULES: tuple[tuple[str, ChatRule], ...] = (
+    ("gpt-3.5-turbo-0301", ChatRule(per_message=4, per_name=-1)),
+    ("gpt-35-turbo-0301", ChatRule(per_message=4, per_name=-1)),
+    # measured: search models do not bill the system message, and prime with 2.
+    ("gpt-4o-search-preview", ChatRule(drops_system=True, priming=2)),
+    ("gpt-4o-mini-search-preview", ChatRule(drops_system=True, priming=2)),
+    # measured: the harmony system preamble (identity, dates, reasoning level, channels).
+    ("gpt-oss", ChatRule(preamble=60, priming=3, reasoning=True)),
+    # measured: one priming token fewer; the harmony tool block is far larger.
+    ("gpt-5.", _GPT5_POINT),
+    ("gpt-5", _GPT5),
+    # measured on one call only (record 306): priming 10, reply 11.
+    ("o1-mini", ChatRule(priming=10, reply=11, reasoning=True, reasoning_step=64)),
+    ("o1", _REASONING),
+    ("o3", _REASONING),
+    ("o4", _REASONING),
+    ("codex-mini", _REASONING),
+)
+_DEFAULT_CHAT = ChatRule()
+
+
+def chat_rule(model: str) -> ChatRule:
+    name = model.strip().lower().rsplit("/", 1)[-1]
+    return next((rule for prefix, rule in CHAT_RULES if name.startswith(prefix)), _DEFAULT_CHAT)
+
+
+# What an image given by URL (size unknown offline) is billed as, per CHARGEBACK_IMAGE_URL_POLICY.
+# Default "high": a 1024×1024 image at high detail (4 tiles; 1024 patches), the size most
+# clients send after their own resizing; "low": the low-detail price; "skip": nothing.
+ImageUrlPolicy = Literal["high", "low", "skip"]
+_URL_IMAGE_SIZE: dict[str, tuple[int, int, Literal["low", "high"]]] = {
+    "high": (1024, 1024, "high"),
+    "low": (512, 512, "low"),
+}
+
+
 # --- Estimation -----------------------------------------------------------------------------
 
-# Chat format overhead. Source: OpenAI cookbook, "How to count tokens with tiktoken"
-# (num_tokens_from_messages): every message is wrapped as <|start|>{role}\n{content}<|end|>\n,
-# a name costs one more, and every reply is primed with <|start|>assistant<|message|>.
-TOKENS_PER_MESSAGE = 3
-TOKENS_PER_NAME = 1
-REPLY_PRIMING = 3
 
-
-def estimate(exchange: Exchange, model: str) -> TokenCounts:
+def estimate(
+    exchange: Exchange, model: str, *, image_url_policy: ImageUrlPolicy = "high"
+) -> TokenCounts:
     """Estimate prompt and completion tokens from the bodies, with the model's encoding."""
-    encoding = encoding_for_model(model)
-    notes: list[str] = []
-    prompt = _estimate_prompt(exchange, encoding, notes)
-    completion = _estimate_completion(exchange, encoding)
+    counter = _Counter(model, image_url_policy)
+    prompt = counter.prompt(exchange)
+    completion = counter.completion(exchange)
+    notes = counter.notes
     if exchange.request is None:
         notes.append("request-missing")
     if exchange.request_truncated or exchange.response_truncated:
         notes.append("body-truncated")
+    if counter.rule.reasoning and exchange.operation != "embeddings":
+        notes.append("reasoning-unseen")  # hidden reasoning tokens are billed but never shown
     return TokenCounts(
         prompt=prompt,
         completion=completion,
         total=prompt + completion,
+        reasoning=counter.reasoning,
         source="estimated",
-        notes=tuple(notes),
+        notes=tuple(dict.fromkeys(notes)),
     )
 
 
-def _estimate_prompt(exchange: Exchange, encoding: tiktoken.Encoding, notes: list[str]) -> int:
-    request = exchange.request or {}
-    if exchange.operation == "chat.completion":
-        return _chat_prompt(request.get("messages"), encoding)
-    if exchange.operation == "embeddings":
-        return _embeddings_input(request.get("input"), encoding)
-    if exchange.operation == "text_completion":
-        return _embeddings_input(request.get("prompt"), encoding)
-    if exchange.operation == "responses":
-        return _responses_prompt(request, encoding)
-    notes.append("operation-unknown")
-    return 0
+class _Counter:
+    """Counts one exchange with one model's encoding and rules; collects the notes."""
 
+    def __init__(self, model: str, image_url_policy: ImageUrlPolicy) -> None:
+        from chargeback.images import image_rule
 
-def _text_of(content: Any) -> str:
-    """The text of a message's content: a string, or the text parts of a content array."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(
-            part["text"]
-            for part in content
-            if isinstance(part, dict) and isinstance(part.get("text"), str)
-        )
-    return ""
+        self.encoding = encoding_for_model(model)
+        self.rule = chat_rule(model)
+        self.image_rule = image_rule(model)
+        self.image_url_policy = image_url_policy
+        self.notes: list[str] = []
+        self.reasoning = 0  # reasoning tokens the body shows as text
+        self.call_names: dict[str, str] = {}  # tool call id -> function name
 
+    def text(self, value: Any) -> int:
+        return count_text(value, self.encoding) if isinstance(value, str) and value else 0
 
-def _chat_prompt(messages: Any, encoding: tiktoken.Encoding) -> int:
-    if not isinstance(messages, list):
+    # --- prompt side ---
+
+    def prompt(self, exchange: Exchange) -> int:
+        request = exchange.request or {}
+        if exchange.operation == "chat.completion":
+            return self.chat(request)
+        if exchange.operation == "embeddings":
+            return self.inputs(request.get("input"))
+        if exchange.operation == "text_completion":
+            return self.inputs(request.get("prompt"))
+        if exchange.operation == "responses":
+            return self.responses(request)
+        self.notes.append("operation-unknown")
         return 0
-    total = REPLY_PRIMING
-    for message in messages:
-        if not isinstance(message, dict):
-            continue
-        total += TOKENS_PER_MESSAGE
-        for key, value in message.items():
-            if key == "content":
-                total += count_text(_text_of(value), encoding)
-            elif key == "name" and isinstance(value, str):
-                total += TOKENS_PER_NAME + count_text(value, encoding)
-            elif key == "role" and isinstance(value, str):
-                total += count_text(value, encoding)
-    return total
 
-
-def _embeddings_input(value: Any, encoding: tiktoken.Encoding) -> int:
-    """A string, a list of strings, a token array, or a list of token arrays."""
-    if isinstance(value, str):
-        return count_text(value, encoding)
-    if isinstance(value, list):
-        if all(isinstance(item, int) and not isinstance(item, bool) for item in value):
-            return len(value)
-        return sum(_embeddings_input(item, encoding) for item in value)
-    return 0
-
-
-def _responses_prompt(request: dict[str, Any], encoding: tiktoken.Encoding) -> int:
-    total = 0
-    if isinstance(request.get("instructions"), str):
-        total += TOKENS_PER_MESSAGE + count_text(request["instructions"], encoding)
-    items = request.get("input")
-    if isinstance(items, str):
-        items = [{"role": "user", "content": items}]
-    for item in items if isinstance(items, list) else []:
-        if isinstance(item, dict):
-            total += TOKENS_PER_MESSAGE + count_text(_text_of(item.get("content")), encoding)
-    return total + REPLY_PRIMING
-
-
-def _estimate_completion(exchange: Exchange, encoding: tiktoken.Encoding) -> int:
-    if exchange.operation == "embeddings":
+    def inputs(self, value: Any) -> int:
+        """A string, a list of strings, a token array, or a list of token arrays."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, list):
+            if all(isinstance(item, int) and not isinstance(item, bool) for item in value):
+                return len(value)
+            return sum(self.inputs(item) for item in value)
         return 0
-    total = 0
-    for choice in exchange.choices.values():
-        total += count_text("".join(choice.text), encoding)
+
+    def chat(self, request: dict[str, Any]) -> int:
+        messages = [m for m in _list(request.get("messages")) if isinstance(m, dict)]
+        has_system = any(m.get("role") in ("system", "developer") for m in messages)
+        total = self.rule.priming + self.rule.preamble
+        total += sum(self.message(message) for message in messages)
+        functions = _functions(request.get("tools")) + _functions(request.get("functions"))
+        total += self.tools(functions, has_system)
+        total += self.tool_choice(request.get("tool_choice") or request.get("function_call"))
+        return total + self.response_format(request.get("response_format"))
+
+    def message(self, message: dict[str, Any]) -> int:
+        role = message.get("role")
+        if self.rule.drops_system and role in ("system", "developer"):
+            return 0
+        total = self.rule.per_message + self.text(role) + self.content(message.get("content"))
+        if isinstance(message.get("name"), str):
+            total += self.rule.per_name + self.text(message["name"])
+        calls = [c for c in _list(message.get("tool_calls")) if isinstance(c, dict)]
+        if isinstance(message.get("function_call"), dict):
+            calls.append({"function": message["function_call"]})
+        total += sum(self.tool_call(call, len(calls) > 1) for call in calls)
+        if role == "tool":
+            name = self.call_names.get(_str(message.get("tool_call_id")), "")
+            total += self.rule.tool_result + self.text(name)
+        return total
+
+    def tool_call(self, call: dict[str, Any], parallel: bool) -> int:
+        function = _inner(call, "function")
+        name, arguments = _str(function.get("name")), _str(function.get("arguments"))
+        if isinstance(call.get("id"), str):
+            self.call_names[call["id"]] = name
+        extra = self.rule.parallel_call if parallel else 0
+        return self.rule.tool_call + extra + self.text(name) + self.text(arguments)
+
+    def content(self, content: Any) -> int:
+        """A message's content: a string, or an array of text, image, audio and file parts."""
+        if isinstance(content, str):
+            return self.text(content)
+        texts: list[str] = []
+        total = 0
+        for part in _list(content):
+            if not isinstance(part, dict):
+                continue
+            if isinstance(part.get("text"), str):
+                texts.append(part["text"])
+            elif part.get("type") in ("image_url", "input_image"):
+                total += self.image(part)
+            elif part.get("type") in ("input_audio", "file", "input_file"):
+                self.notes.append("file-input")
+        return total + self.text("".join(texts))
+
+    def image(self, part: dict[str, Any]) -> int:
+        from chargeback.images import data_url_size, image_tokens
+
+        source = part.get("image_url")
+        detail = part.get("detail")
+        if isinstance(source, dict):
+            detail = source.get("detail")
+            source = source.get("url")
+        level: Literal["low", "high"] = "low" if detail == "low" else "high"
+        size = data_url_size(source) if isinstance(source, str) else None
+        if size is None:
+            self.notes.append("image-size-unknown")
+            assumed = _URL_IMAGE_SIZE.get(self.image_url_policy)
+            if assumed is None:
+                return 0
+            width, height, assumed_level = assumed
+            cheaper: Literal["low", "high"] = "low" if "low" in (level, assumed_level) else "high"
+            return image_tokens(self.image_rule, width, height, cheaper)
+        return image_tokens(self.image_rule, size[0], size[1], level)
+
+    def tools(self, functions: list[dict[str, Any]], has_system: bool, api: str = "chat") -> int:
+        if not functions:
+            return 0
+        from chargeback.tool_text import render_functions
+
+        rule = self.rule
+        overhead = rule.tools_with_system if has_system else rule.tools_without_system
+        if api == "responses" and rule.responses_tools is not None:
+            overhead = rule.responses_tools
+        return overhead + self.text(render_functions(functions))
+
+    def tool_choice(self, choice: Any) -> int:
+        # openai-chat-tokens: "none" costs one token; naming a function costs 4 plus the name.
+        if choice == "none":
+            return 1
+        if isinstance(choice, dict):
+            return 4 + self.text(_inner(choice, "function").get("name"))
+        return 0
+
+    def response_format(self, response_format: Any) -> int:
+        if not isinstance(response_format, dict) or response_format.get("type") != "json_schema":
+            return 0
+        from chargeback.tool_text import render_schema
+
+        spec = response_format.get("json_schema", response_format)
+        if not isinstance(spec, dict):
+            return 0
+        self.notes.append("response-format-approximate")
+        return self.rule.response_format + self.text(render_schema(spec.get("schema")))
+
+    def responses(self, request: dict[str, Any]) -> int:
+        if request.get("previous_response_id") or request.get("conversation"):
+            self.notes.append("context-invisible")  # earlier turns are billed again
+        items = request.get("input")
+        if isinstance(items, str):
+            items = [{"role": "user", "content": items}]
+        total = self.rule.priming + self.rule.preamble
+        has_system = isinstance(request.get("instructions"), str)
+        if has_system:
+            total += self.message({"role": "developer", "content": request["instructions"]})
+        for item in _list(items):
+            if isinstance(item, dict):
+                has_system = has_system or item.get("role") in ("system", "developer")
+                total += self.response_item(item)
+        tools = _list(request.get("tools"))
+        functions = _functions(tools)
+        if len(functions) < len(tools):
+            self.notes.append("server-tools")  # their definitions and results are added server-side
+        total += self.tools(functions, has_system, "responses")
+        total += self.tool_choice(request.get("tool_choice"))
+        text = request.get("text")
+        if isinstance(text, dict):
+            total += self.response_format(text.get("format"))
+        return total
+
+    def response_item(self, item: dict[str, Any]) -> int:
+        kind = item.get("type", "message")
+        if kind == "message" or "role" in item:
+            return self.message(item)
+        if kind == "function_call":
+            self.call_names[_str(item.get("call_id"))] = _str(item.get("name"))
+            return self.rule.per_message + 1 + self.tool_call(item, parallel=False)
+        if kind == "function_call_output":
+            output = item.get("output")
+            name = self.call_names.get(_str(item.get("call_id")), "")
+            total = self.rule.per_message + 1 + self.rule.tool_result + self.text(name)
+            return total + self.content(output)
+        if kind == "reasoning":
+            self.notes.append("encrypted-reasoning")
+            return 0
+        self.notes.append(_INPUT_ITEM_NOTES.get(kind, "server-tools"))
+        return 0
+
+    # --- completion side ---
+
+    def completion(self, exchange: Exchange) -> int:
+        if exchange.operation == "embeddings":
+            return 0
+        responses = exchange.operation == "responses"
+        overhead = self.rule.responses_reply if responses else self.rule.reply
+        request = exchange.request or {}
+        forced = _forced_function(request.get("tool_choice") or request.get("function_call"))
+        choices = exchange.choices.values()
+        total = sum(self.reply(choice, overhead, forced) for choice in choices)
+        hidden = sum(choice.hidden_reasoning for choice in choices)
+        if hidden:
+            total += hidden * self.rule.responses_reasoning_item
+            if self.rule.reasoning_step:
+                self.notes.append("reasoning-remainder-unseen")
+        if any(choice.builtin_calls for choice in choices):
+            self.notes.append("server-tool-output")
+        return total
+
+    def reply(self, choice: Choice, overhead: int, forced: bool) -> int:
+        rule = self.rule
+        per_call = rule.reply_call + (rule.reply_parallel_call if len(choice.tool_calls) > 1 else 0)
+        total = self.text("".join(choice.text))
+        if forced and len(choice.tool_calls) == 1 and not total:
+            # A named tool_choice puts the call's header in the prompt: the model writes only
+            # the arguments and the end token (measured: record 49, 8 = 7 + 1).
+            return self.text(choice.tool_calls[0][1]) + rule.forced_call
         for name, arguments in choice.tool_calls:
-            total += count_text(name, encoding) + count_text(arguments, encoding)
-    return total
+            total += per_call + self.text(name) + self.text(arguments)
+        for kind, written in choice.builtin_calls:
+            total += rule.builtin_call.get(kind, 0) + self.text(written)
+        if choice.reasoning:
+            reasoning = self.text("".join(choice.reasoning))
+            self.reasoning += reasoning
+            total += reasoning + rule.visible_reasoning
+        return total + (overhead if total else 0)
+
+
+# Responses input items the body cannot show the billed form of. Others (web_search_call,
+# mcp_list_tools, mcp_call, code_interpreter_call, ...) are built-in tool turns: "server-tools".
+_INPUT_ITEM_NOTES = {
+    "item_reference": "context-invisible",  # an item stored server-side, by id
+    "compaction": "context-invisible",  # the service's encrypted summary of earlier turns
+}
+
+
+def _forced_function(choice: Any) -> bool:
+    """A tool_choice that names one function (chat, Responses or legacy ``function_call``)."""
+    return isinstance(choice, dict) and bool(_inner(choice, "function").get("name"))
+
+
+def _functions(tools: Any) -> list[dict[str, Any]]:
+    from chargeback.tool_text import function_of
+
+    found = (function_of(tool) for tool in _list(tools))
+    return [function for function in found if function is not None]
+
+
+def _inner(value: dict[str, Any], key: str) -> dict[str, Any]:
+    """``value[key]`` when it is an object (chat's nested form), else ``value`` (flat form)."""
+    inner = value.get(key)
+    return inner if isinstance(inner, dict) else value
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""

@@ -56,8 +56,8 @@ def _properties(schema: dict[str, Any], indent: int) -> str:
     required = set(required) if isinstance(required, list) else set()
     pad = " " * indent
     lines = []
-    for name, prop in properties.items():
-        prop = prop if isinstance(prop, dict) else {}
+    for name, value in properties.items():
+        prop = value if isinstance(value, dict) else {}
         description = prop.get("description")
         if isinstance(description, str) and description and indent < 2:
             lines.append(f"{pad}// {description}")

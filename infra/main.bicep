@@ -77,9 +77,6 @@ param maxMessageBytes int = 1048576
 @description('Seconds the exporter may spend on one flush (a decimal number, as a string).')
 param exportTimeoutSeconds string = '30'
 
-@description('Copy prompt and completion text into telemetry. Leave off unless the data owner agreed.')
-param logContent bool = false
-
 param cloudRoleName string = 'chargeback-processor'
 param deadLetterContainerName string = 'chargeback-deadletter'
 
@@ -144,7 +141,6 @@ var chargebackAppSettings = {
   CHARGEBACK_IDENTITY_ORDER: identityOrder
   CHARGEBACK_PROVISIONED_DEPLOYMENTS: join(provisionedDeployments, ',')
   CHARGEBACK_MAX_MESSAGE_BYTES: string(maxMessageBytes)
-  CHARGEBACK_LOG_CONTENT: string(logContent)
   CHARGEBACK_DEADLETTER_CONTAINER: deadLetterContainerName
 }
 // Optional file settings are set only when given: an empty path is not "no file".
@@ -199,6 +195,17 @@ module appInsights 'br/public:avm/res/insights/component:0.6.0' = {
     applicationType: 'web'
     workspaceResourceId: logAnalytics.outputs.resourceId
     disableLocalAuth: true
+  }
+}
+
+// The chargeback workbook (cost per business unit, tokens per model, top applications, the
+// estimated share), built from queries/ by infra/workbooks/make_workbook.py.
+module workbook 'workbooks/workbook.bicep' = {
+  scope: rg
+  name: 'chargeback-workbook'
+  params: {
+    applicationInsightsId: appInsights.outputs.resourceId
+    location: location
   }
 }
 

@@ -20,7 +20,9 @@ def load_records() -> list[dict[str, Any]]:
         return [json.loads(line) for line in lines]
 
 
-def v1_fields(record: dict[str, Any], request_id: str = "req-1", **overrides: Any) -> dict[str, Any]:
+def v1_fields(
+    record: dict[str, Any], request_id: str = "req-1", **overrides: Any
+) -> dict[str, Any]:
     """A recorded exchange as the APIM policy sends it (CONTRACTS §1a), v1 URL form."""
     fields = {
         "version": 1,

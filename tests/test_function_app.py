@@ -114,7 +114,11 @@ def test_batch_end_to_end_through_the_exporter(
 
     result = run_kql(function_env.db_path, (QUERIES / "tokens-by-business-unit.kql").read_text())
     assert result.columns == [
-        "BusinessUnit", "Calls", "PromptTokens", "CompletionTokens", "TotalTokens"
+        "BusinessUnit",
+        "Calls",
+        "PromptTokens",
+        "CompletionTokens",
+        "TotalTokens",
     ]
     got = {row[0]: list(row[1:]) for row in result.rows}
     assert got == dict(expected)
@@ -125,9 +129,7 @@ def test_batch_end_to_end_through_the_exporter(
     assert rows == (2 * len(picked),)  # one row per call per delivery, before dedup
     assert other == (0,)  # no trace, no duplicate telemetry of another type
 
-    container = ContainerClient.from_connection_string(
-        azurite.connection_string, "e2e-deadletter"
-    )
+    container = ContainerClient.from_connection_string(azurite.connection_string, "e2e-deadletter")
     letters = list(container.list_blobs(include=["metadata"]))
     # The same cut message delivered twice is the same dead letter: one blob.
     assert len(letters) == 1

@@ -75,9 +75,7 @@ def test_clean_query_has_no_diagnostics(
 
 
 @pytest.mark.parametrize("name", sorted(BROKEN))
-def test_broken_query_has_an_error(
-    name: str, results: dict[str, list[dict[str, Any]]]
-) -> None:
+def test_broken_query_has_an_error(name: str, results: dict[str, list[dict[str, Any]]]) -> None:
     assert errors(results[name]), f"{name}: expected an error, got {results[name]}"
 
 
@@ -100,9 +98,7 @@ def test_syntax_error_is_reported(results: dict[str, list[dict[str, Any]]]) -> N
 
 def test_inline_schema_replaces_the_default() -> None:
     schema = {"table": "T", "columns": [{"name": "a", "type": "long"}]}
-    out = check_kql(
-        {"ok": "T | where a > 1", "bad": "customEvents | take 1"}, schema=schema
-    )
+    out = check_kql({"ok": "T | where a > 1", "bad": "customEvents | take 1"}, schema=schema)
     assert out["ok"] == []
     assert errors(out["bad"])
 

@@ -56,11 +56,51 @@ def test_accepts_plain_gzip_and_newline_delimited(local_store: LocalStore) -> No
             " itemType, CAST(timestamp AS VARCHAR) FROM customEvents ORDER BY 1"
         ).fetchall()
     assert rows == [
-        ("a", 1, "Azure OpenAI Tokens", "chargeback-processor", "abc", "customEvent", "2026-11-20 10:00:00.123"),
-        ("b", 1, "Azure OpenAI Tokens", "chargeback-processor", "abc", "customEvent", "2026-11-20 10:00:00.123"),
-        ("c", 4, "Azure OpenAI Tokens", "chargeback-processor", "abc", "customEvent", "2026-11-20 10:00:00.123"),
-        ("d", 1, "Azure OpenAI Tokens", "chargeback-processor", "abc", "customEvent", "2026-11-20 10:00:00.123"),
-        ("e", 1, "Azure OpenAI Tokens", "chargeback-processor", "abc", "customEvent", "2026-11-20 10:00:00.123"),
+        (
+            "a",
+            1,
+            "Azure OpenAI Tokens",
+            "chargeback-processor",
+            "abc",
+            "customEvent",
+            "2026-11-20 10:00:00.123",
+        ),
+        (
+            "b",
+            1,
+            "Azure OpenAI Tokens",
+            "chargeback-processor",
+            "abc",
+            "customEvent",
+            "2026-11-20 10:00:00.123",
+        ),
+        (
+            "c",
+            4,
+            "Azure OpenAI Tokens",
+            "chargeback-processor",
+            "abc",
+            "customEvent",
+            "2026-11-20 10:00:00.123",
+        ),
+        (
+            "d",
+            1,
+            "Azure OpenAI Tokens",
+            "chargeback-processor",
+            "abc",
+            "customEvent",
+            "2026-11-20 10:00:00.123",
+        ),
+        (
+            "e",
+            1,
+            "Azure OpenAI Tokens",
+            "chargeback-processor",
+            "abc",
+            "customEvent",
+            "2026-11-20 10:00:00.123",
+        ),
     ]
 
 
@@ -68,8 +108,15 @@ def test_table_has_application_insights_columns(local_store: LocalStore) -> None
     with local_store.connect(read_only=True) as con:
         columns = [row[0] for row in con.execute("DESCRIBE customEvents").fetchall()]
     assert columns == [name for name, _ in customevents_columns()]
-    for name in ("timestamp", "name", "customDimensions", "customMeasurements", "itemCount",
-                 "operation_Id", "cloud_RoleName"):
+    for name in (
+        "timestamp",
+        "name",
+        "customDimensions",
+        "customMeasurements",
+        "itemCount",
+        "operation_Id",
+        "cloud_RoleName",
+    ):
         assert name in columns
 
 

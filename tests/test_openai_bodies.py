@@ -35,19 +35,35 @@ def _call(request: dict[str, Any] | None, response: str | None, url: str, **kw: 
             "gpt-4o",
             "2024-10-21",
         ),
-        ("https://gw/openai/deployments/inst/completions?api-version=1", "text_completion", "inst", "1"),
+        (
+            "https://gw/openai/deployments/inst/completions?api-version=1",
+            "text_completion",
+            "inst",
+            "1",
+        ),
         ("https://gw/openai/deployments/emb%20x/embeddings", "embeddings", "emb x", None),
         ("https://gw/openai/v1/chat/completions", "chat.completion", None, None),
         ("https://gw/openai/v1/responses", "responses", None, None),
-        ("https://gw/openai/responses?api-version=2025-04-01-preview", "responses", None, "2025-04-01-preview"),
+        (
+            "https://gw/openai/responses?api-version=2025-04-01-preview",
+            "responses",
+            None,
+            "2025-04-01-preview",
+        ),
         ("https://gw/aoai/openai/deployments/d/chat/completions/", "chat.completion", "d", None),
         ("https://gw/openai/v1/models", None, None, None),
         ("https://gw/openai/v1/responses/resp_123", None, None, None),
     ],
 )
-def test_route(url: str, operation: str | None, deployment: str | None, version: str | None) -> None:
+def test_route(
+    url: str, operation: str | None, deployment: str | None, version: str | None
+) -> None:
     found = route(url)
-    assert (found.operation, found.deployment, found.api_version) == (operation, deployment, version)
+    assert (found.operation, found.deployment, found.api_version) == (
+        operation,
+        deployment,
+        version,
+    )
 
 
 def test_v1_url_takes_the_deployment_from_the_body() -> None:
@@ -60,25 +76,59 @@ def test_v1_url_takes_the_deployment_from_the_body() -> None:
 def _azure_stream(line_end: str = "\n", usage: bool = True) -> str:
     """An Azure OpenAI chat stream as the docs show it."""
     chunks: list[dict[str, Any]] = [
-        {"choices": [], "created": 0, "id": "", "model": "", "object": "",
-         "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": FILTERS}]},
-        {"choices": [{"delta": {"content": "", "role": "assistant"}, "index": 0}],
-         "model": "gpt-4o-2024-08-06", "object": "chat.completion.chunk", "usage": None},
-        {"choices": [{"delta": {"content": "Hello"}, "index": 0}],
-         "model": "gpt-4o-2024-08-06", "object": "chat.completion.chunk", "usage": None},
-        {"choices": [{"delta": {"content": " world"}, "index": 0}],
-         "model": "gpt-4o-2024-08-06", "object": "chat.completion.chunk", "usage": None},
-        {"choices": [{"content_filter_results": FILTERS, "finish_reason": None, "index": 0}],
-         "model": "gpt-4o-2024-08-06", "object": "chat.completion.chunk", "usage": None},
-        {"choices": [{"delta": {}, "finish_reason": "stop", "index": 0}],
-         "model": "gpt-4o-2024-08-06", "object": "chat.completion.chunk", "usage": None},
+        {
+            "choices": [],
+            "created": 0,
+            "id": "",
+            "model": "",
+            "object": "",
+            "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": FILTERS}],
+        },
+        {
+            "choices": [{"delta": {"content": "", "role": "assistant"}, "index": 0}],
+            "model": "gpt-4o-2024-08-06",
+            "object": "chat.completion.chunk",
+            "usage": None,
+        },
+        {
+            "choices": [{"delta": {"content": "Hello"}, "index": 0}],
+            "model": "gpt-4o-2024-08-06",
+            "object": "chat.completion.chunk",
+            "usage": None,
+        },
+        {
+            "choices": [{"delta": {"content": " world"}, "index": 0}],
+            "model": "gpt-4o-2024-08-06",
+            "object": "chat.completion.chunk",
+            "usage": None,
+        },
+        {
+            "choices": [{"content_filter_results": FILTERS, "finish_reason": None, "index": 0}],
+            "model": "gpt-4o-2024-08-06",
+            "object": "chat.completion.chunk",
+            "usage": None,
+        },
+        {
+            "choices": [{"delta": {}, "finish_reason": "stop", "index": 0}],
+            "model": "gpt-4o-2024-08-06",
+            "object": "chat.completion.chunk",
+            "usage": None,
+        },
     ]
     if usage:
         chunks.append(
-            {"choices": [], "model": "gpt-4o-2024-08-06", "object": "chat.completion.chunk",
-             "usage": {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11,
-                       "prompt_tokens_details": {"cached_tokens": 4},
-                       "completion_tokens_details": {"reasoning_tokens": 0}}}
+            {
+                "choices": [],
+                "model": "gpt-4o-2024-08-06",
+                "object": "chat.completion.chunk",
+                "usage": {
+                    "prompt_tokens": 9,
+                    "completion_tokens": 2,
+                    "total_tokens": 11,
+                    "prompt_tokens_details": {"cached_tokens": 4},
+                    "completion_tokens_details": {"reasoning_tokens": 0},
+                },
+            }
         )
     blank = line_end * 2
     return "".join(f"data: {json.dumps(c)}{blank}" for c in chunks) + f"data: [DONE]{blank}"
@@ -87,8 +137,12 @@ def _azure_stream(line_end: str = "\n", usage: bool = True) -> str:
 def _stream_exchange(body: str) -> Exchange:
     request = {"messages": [{"role": "user", "content": "Hi"}], "stream": True}
     return parse_exchange(
-        _call(request, body, "https://gw/openai/deployments/gpt-4o/chat/completions",
-              response_content_type="text/event-stream")
+        _call(
+            request,
+            body,
+            "https://gw/openai/deployments/gpt-4o/chat/completions",
+            response_content_type="text/event-stream",
+        )
     )
 
 
@@ -140,15 +194,49 @@ def test_stream_cut_inside_a_chunk() -> None:
 
 def test_tool_call_deltas_are_joined() -> None:
     chunks = [
-        {"choices": [{"index": 0, "delta": {"tool_calls": [
-            {"index": 0, "id": "c1", "type": "function",
-             "function": {"name": "get_weather", "arguments": ""}}]}}]},
-        {"choices": [{"index": 0, "delta": {"tool_calls": [
-            {"index": 0, "function": {"arguments": '{"city":'}}]}}]},
-        {"choices": [{"index": 0, "delta": {"tool_calls": [
-            {"index": 0, "function": {"arguments": '"Paris"}'}},
-            {"index": 1, "id": "c2", "type": "function",
-             "function": {"name": "get_time", "arguments": "{}"}}]}}]},
+        {
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {
+                        "tool_calls": [
+                            {
+                                "index": 0,
+                                "id": "c1",
+                                "type": "function",
+                                "function": {"name": "get_weather", "arguments": ""},
+                            }
+                        ]
+                    },
+                }
+            ]
+        },
+        {
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {"tool_calls": [{"index": 0, "function": {"arguments": '{"city":'}}]},
+                }
+            ]
+        },
+        {
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {
+                        "tool_calls": [
+                            {"index": 0, "function": {"arguments": '"Paris"}'}},
+                            {
+                                "index": 1,
+                                "id": "c2",
+                                "type": "function",
+                                "function": {"name": "get_time", "arguments": "{}"},
+                            },
+                        ]
+                    },
+                }
+            ]
+        },
     ]
     body = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
     exchange = _stream_exchange(body)

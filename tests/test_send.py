@@ -162,23 +162,31 @@ def test_any_mix_of_sizes(paddings: list[int]) -> None:
 # --- The command line -------------------------------------------------------------------------
 
 
-@pytest.fixture
-def captured(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    """Replace send_file so that main() is tested without a hub; returns its arguments."""
-    calls: dict[str, Any] = {}
+class RecordingSender:
+    """Stands in for send_file so that main() is tested without a hub; keeps its arguments."""
 
-    def fake_send_file(source: Any, **kwargs: Any) -> SendReport:
-        calls["source"] = source if isinstance(source, str) else list(source)
-        calls.update(kwargs)
+    def __init__(self) -> None:
+        self.calls: dict[str, Any] = {}
+
+    def __call__(self, source: Any, **kwargs: Any) -> SendReport:
+        self.calls["source"] = source if isinstance(source, str) else list(source)
+        self.calls.update(kwargs)
         return SendReport(sent=1, batches=1)
 
+
+@pytest.fixture
+def sender(monkeypatch: pytest.MonkeyPatch) -> RecordingSender:
     for name in (send.CONNECTION_ENV, send.NAMESPACE_ENV, send.HUB_ENV):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(send, "send_file", fake_send_file)
-    return calls
+    return RecordingSender()
 
 
-def test_main_with_connection_string(captured: dict[str, Any]) -> None:
+@pytest.fixture
+def captured(sender: RecordingSender) -> dict[str, Any]:
+    return sender.calls
+
+
+def test_main_with_connection_string(captured: dict[str, Any], sender: RecordingSender) -> None:
     status = send.main(
         [
             "msgs.jsonl",
@@ -188,7 +196,8 @@ def test_main_with_connection_string(captured: dict[str, Any]) -> None:
             "h",
             "--partition-key",
             "k",
-        ]
+        ],
+        sender=sender,
     )
 
     assert status == 0
@@ -202,33 +211,32 @@ def test_main_with_connection_string(captured: dict[str, Any]) -> None:
 
 
 def test_main_defaults_come_from_the_environment(
-    captured: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    captured: dict[str, Any], sender: RecordingSender, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(send.NAMESPACE_ENV, "evhns-x.servicebus.windows.net")
     monkeypatch.setenv(send.HUB_ENV, "gateway-messages")
 
-    assert send.main(["msgs.jsonl"]) == 0
+    assert send.main(["msgs.jsonl"], sender=sender) == 0
     assert captured["fully_qualified_namespace"] == "evhns-x.servicebus.windows.net"
     assert captured["connection_string"] is None
     assert captured["eventhub_name"] == "gateway-messages"
 
 
 def test_an_explicit_flag_wins_over_the_environment(
-    captured: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    captured: dict[str, Any], sender: RecordingSender, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(send.CONNECTION_ENV, "Endpoint=sb://stale/")
 
-    assert send.main(["msgs.jsonl", "--namespace", "ns.servicebus.windows.net", "--hub", "h"]) == 0
+    argv = ["msgs.jsonl", "--namespace", "ns.servicebus.windows.net", "--hub", "h"]
+    assert send.main(argv, sender=sender) == 0
     assert captured["connection_string"] is None
     assert captured["fully_qualified_namespace"] == "ns.servicebus.windows.net"
 
 
-def test_main_reads_standard_input(
-    captured: dict[str, Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr("sys.stdin", io.StringIO(message(1) + "\n"))
-
-    assert send.main(["-", "--connection-string", "Endpoint=sb://x/;EntityPath=h"]) == 0
+def test_main_reads_standard_input(captured: dict[str, Any], sender: RecordingSender) -> None:
+    stdin = io.StringIO(message(1) + "\n")
+    argv = ["-", "--connection-string", "Endpoint=sb://x/;EntityPath=h"]
+    assert send.main(argv, sender=sender, stdin=stdin) == 0
     assert captured["source"] == [message(1) + "\n"]
     assert captured["eventhub_name"] is None  # the connection string names the hub
 
@@ -241,9 +249,11 @@ def test_main_reads_standard_input(
         ["msgs.jsonl", "--connection-string", "c", "--namespace", "n"],  # one target only
     ],
 )
-def test_usage_errors_exit_2(captured: dict[str, Any], argv: list[str]) -> None:
+def test_usage_errors_exit_2(
+    captured: dict[str, Any], sender: RecordingSender, argv: list[str]
+) -> None:
     with pytest.raises(SystemExit) as exc:
-        send.main(argv)
+        send.main(argv, sender=sender)
     assert exc.value.code == 2
     assert captured == {}
 
@@ -254,14 +264,12 @@ def test_main_reports_unsent_lines_with_exit_1(
     path = tmp_path / "m.jsonl"
     path.write_text(message(1) + "\n" + message(2, padding=LIMIT * 2) + "\n", encoding="utf-8")
     producer = FakeProducer()
-    real_send_file = send.send_file
-    monkeypatch.setattr(
-        send,
-        "send_file",
-        lambda source, **kw: real_send_file(source, **{**kw, "producer": producer}),
-    )
 
-    status = send.main([str(path), "--connection-string", "Endpoint=sb://x/", "--hub", "h"])
+    def through_fake(source: Any, **kwargs: Any) -> SendReport:
+        return send.send_file(source, **kwargs, producer=producer)
+
+    argv = [str(path), "--connection-string", "Endpoint=sb://x/", "--hub", "h"]
+    status = send.main(argv, sender=through_fake)
 
     assert status == 1
     err = capsys.readouterr().err

@@ -1,0 +1,72 @@
+"""Image sizes from data URLs and image token rules, on hand-checked cases and recorded images."""
+
+from __future__ import annotations
+
+import base64
+import struct
+from typing import Any
+
+import pytest
+
+from chargeback.images import data_url_size, image_rule, image_tokens
+
+
+def _url(kind: str, data: bytes) -> str:
+    return f"data:image/{kind};base64," + base64.b64encode(data).decode()
+
+
+def _image_part(record: dict[str, Any]) -> str:
+    for message in record["request"]["messages"]:
+        for part in message["content"] if isinstance(message["content"], list) else []:
+            if part.get("type") == "image_url":
+                url: str = part["image_url"]["url"]
+                return url
+    raise AssertionError("no image in record")
+
+
+@pytest.mark.parametrize(
+    ("index", "size"),
+    [(256, (540, 360)), (156, (400, 301)), (180, (597, 566))],  # JPEG, PNG, JPEG
+)
+def test_size_of_recorded_images(records: list[dict[str, Any]], index: int, size: Any) -> None:
+    assert data_url_size(_image_part(records[index])) == size
+
+
+def test_size_from_gif_and_webp_headers() -> None:
+    gif = b"GIF89a" + struct.pack("<HH", 320, 200) + b"\x00" * 8
+    assert data_url_size(_url("gif", gif)) == (320, 200)
+    vp8x = b"RIFF\x00\x00\x00\x00WEBPVP8X" + b"\x00" * 8 + (639).to_bytes(3, "little")
+    vp8x += (479).to_bytes(3, "little")
+    assert data_url_size(_url("webp", vp8x)) == (640, 480)
+    bits = (800 - 1) | ((600 - 1) << 14)
+    vp8l = b"RIFF\x00\x00\x00\x00WEBPVP8L\x00\x00\x00\x00\x2f" + bits.to_bytes(4, "little")
+    assert data_url_size(_url("webp", vp8l)) == (800, 600)
+
+
+def test_unreadable_images_have_no_size() -> None:
+    assert data_url_size("https://example.com/cat.png") is None
+    assert data_url_size(_url("png", b"not an image at all")) is None
+    assert data_url_size("data:image/png;base64,!!!!") is None
+
+
+@pytest.mark.parametrize(
+    ("model", "width", "height", "detail", "tokens"),
+    [
+        # OpenAI vision guide worked examples (tile rule).
+        ("gpt-4o", 1024, 1024, "high", 85 + 170 * 4),
+        ("gpt-4o", 2048, 4096, "high", 85 + 170 * 6),
+        ("gpt-4o", 4096, 8192, "low", 85),
+        ("gpt-4.1", 512, 512, "high", 85 + 170),
+        ("gpt-4o-mini", 1024, 1024, "high", 2833 + 5667 * 4),
+        ("gpt-4o-mini", 1024, 1024, "low", 2833),
+        ("o1", 1024, 1024, "high", 75 + 150 * 4),
+        ("o3-2025-04-16", 100, 100, "high", 75 + 150),
+        # Patch rule: 1024 patches × 1.62; 1800×2400 shrinks to 1056×1408 = 33×44 patches.
+        ("gpt-4.1-mini", 1024, 1024, "high", 1659),
+        ("gpt-4.1-mini", 1800, 2400, "high", 2353),
+        ("gpt-4.1-nano", 540, 360, "high", 502),  # 17×12 patches × 2.46, recorded call 256
+        ("o4-mini", 64, 64, "low", 7),  # 4 patches × 1.72; low is not cheaper for patches
+    ],
+)
+def test_image_tokens(model: str, width: int, height: int, detail: Any, tokens: int) -> None:
+    assert image_tokens(image_rule(model), width, height, detail) == tokens

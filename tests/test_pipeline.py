@@ -1,0 +1,174 @@
+"""Issue #5, point 1: every message of a batch ends as exactly one of emitted, skipped with a
+stated reason, or dead-lettered; one bad message never affects the others; each batch logs its
+counts; a sink that fails raises so the batch is retried."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import pytest
+from accounting import assert_accounted, policy_message
+
+from chargeback import tokens
+from chargeback.deadletter import DeadLetter, MemoryDeadLetters
+from chargeback.errors import DeadLetterUnavailable, TelemetryNotAccepted
+from chargeback.events import MemorySink
+from chargeback.pipeline import Processor
+from chargeback.receive import RawMessage
+from chargeback.settings import Settings, load_settings
+
+
+def _good(records: list[dict[str, Any]], n: int) -> list[bytes]:
+    chosen = [r for r in records if r["status"] == 200 and r["usage"]][:n]
+    return [policy_message(r, f"good-{i}") for i, r in enumerate(chosen)]
+
+
+def _bad(records: list[dict[str, Any]]) -> dict[str, tuple[bytes, str, str]]:
+    """name -> (body, expected kind, expected reason)."""
+    ok = next(r for r in records if r["status"] == 200 and r["usage"])
+    failed = next(r for r in records if r["status"] == 400)
+    return {
+        "not-json": (b"\x00\xff not json", "dead-lettered", "malformed"),
+        "array": (b"[1, 2, 3]", "dead-lettered", "malformed"),
+        "no-shape": (b'{"hello": "world"}', "dead-lettered", "malformed"),
+        "wrong-type": (
+            policy_message(ok, "bad-type", statusCode="two hundred"),
+            "dead-lettered",
+            "malformed",
+        ),
+        "cut": (b'{"version": 1, "requestId": "cut-1", "timest', "dead-lettered", "unidentifiable"),
+        "too-large": (b" " * 4096 + b"{}", "dead-lettered", "too-large"),
+        "unknown-model": (
+            policy_message(
+                ok,
+                "unknown-model",
+                model=False,
+                usage=False,
+                url="https://gw/openai/deployments/mystery/chat/completions",
+                requestBody=json.dumps({"messages": [{"role": "user", "content": "hi"}]}),
+                responseBody="",
+            ),
+            "dead-lettered",
+            "unknown-model",
+        ),
+        "failed-call": (policy_message(failed, "failed-1"), "skipped", "status-400"),
+        "get": (policy_message(ok, "get-1", method="GET"), "skipped", "method-GET"),
+        "not-billable": (
+            policy_message(
+                ok,
+                "models-1",
+                url="https://gw/openai/models",
+                usage=False,
+                model=False,
+                requestBody="",
+                responseBody="{}",
+            ),
+            "skipped",
+            "not-billable-operation",
+        ),
+    }
+
+
+@pytest.fixture
+def small(monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.setenv("CHARGEBACK_MAX_MESSAGE_BYTES", "4000")
+    return load_settings()
+
+
+def _run(settings: Settings, bodies: list[bytes]) -> tuple[Any, MemorySink, MemoryDeadLetters]:
+    events, dead = MemorySink(), MemoryDeadLetters()
+    raws = [RawMessage(body, "1", i) for i, body in enumerate(bodies)]
+    report = Processor(settings, events, dead).process_batch(raws)
+    assert_accounted(report, len(bodies))
+    return report, events, dead
+
+
+def test_every_kind_of_message_ends_as_one_outcome(
+    small: Settings, records: list[dict[str, Any]]
+) -> None:
+    good, bad = _good(records, 3), _bad(records)
+    bodies = [good[0], *(body for body, _, _ in bad.values()), good[1], good[0], good[2]]
+    report, events, dead = _run(small, bodies)
+    got = [(o.kind, o.reason) for o in report.outcomes]
+    assert got == [
+        ("emitted", ""),
+        *((kind, reason) for _, kind, reason in bad.values()),
+        ("emitted", ""),
+        ("skipped", "duplicate-in-batch"),
+        ("emitted", ""),
+    ]
+    assert [e.dimensions["RequestId"] for e in events.events] == ["good-0", "good-1", "good-2"]
+    assert events.flushes == 1
+    # A dead letter keeps the original bytes and its position.
+    dead_bodies = [body for body, kind, _ in bad.values() if kind == "dead-lettered"]
+    assert [letter.raw.body for letter in dead.letters] == dead_bodies
+    assert all(letter.raw.partition == "1" for letter in dead.letters)
+
+
+def test_one_bad_message_never_affects_the_others(
+    small: Settings, records: list[dict[str, Any]]
+) -> None:
+    good = _good(records, 6)
+    _, alone, _ = _run(small, good)
+    mixed = []
+    for i, body in enumerate(good):
+        mixed.append(body)
+        mixed.append(list(_bad(records).values())[i % 5][0])
+    _, together, _ = _run(small, mixed)
+    assert together.events == alone.events
+
+
+def test_a_bug_dead_letters_the_message_without_quoting_it(
+    settings: Settings, records: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = _good(records, 3)
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise KeyError("sk-secret-from-the-message")
+
+    monkeypatch.setattr("chargeback.pipeline.usage_from_api", broken)
+    report, events, dead = _run(settings, good)
+    assert [o.reason for o in report.outcomes] == ["internal-error"] * 3
+    assert not events.events
+    for letter in dead.letters:
+        assert letter.detail.startswith("KeyError at ")
+        assert "sk-secret" not in letter.detail
+    assert tokens  # the estimator is untouched
+
+
+def test_each_batch_logs_its_counts(
+    small: Settings, records: list[dict[str, Any]], caplog: pytest.LogCaptureFixture
+) -> None:
+    bodies = [*_good(records, 2), b"nope", policy_message(records[0], "x", statusCode=404)]
+    with caplog.at_level(logging.INFO, logger="chargeback"):
+        _run(small, bodies)
+    summary = [r.getMessage() for r in caplog.records if "chargeback batch" in r.getMessage()]
+    assert summary == ["chargeback batch: received=4 emitted=2 skipped=1 dead_lettered=1"]
+
+
+class _FailingDeadLetters:
+    def put(self, letter: DeadLetter) -> None:
+        raise DeadLetterUnavailable("store down")
+
+
+class _FailingEvents(MemorySink):
+    def flush(self) -> None:
+        raise TelemetryNotAccepted("ingestion down")
+
+
+def test_an_unwritable_dead_letter_store_fails_the_batch(
+    settings: Settings, records: list[dict[str, Any]]
+) -> None:
+    processor = Processor(settings, MemorySink(), _FailingDeadLetters())
+    with pytest.raises(DeadLetterUnavailable):
+        processor.process_batch([RawMessage(b"nope"), RawMessage(_good(records, 1)[0])])
+
+
+def test_events_not_accepted_fail_the_batch(
+    settings: Settings, records: list[dict[str, Any]]
+) -> None:
+    processor = Processor(settings, _FailingEvents(), MemoryDeadLetters())
+    with pytest.raises(TelemetryNotAccepted):
+        processor.process_batch([RawMessage(body) for body in _good(records, 2)])

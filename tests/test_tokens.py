@@ -1,0 +1,176 @@
+"""Token estimation rules: hand-checked cases and recorded calls whose usage is known."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from chargeback.accuracy import gateway_message
+from chargeback.gateway import parse_gateway_message
+from chargeback.openai_bodies import Choice, Exchange, parse_exchange
+from chargeback.receive import RawMessage
+from chargeback.tokens import chat_rule, count_text, estimate, get_encoding, usage_from_api
+
+O200K = get_encoding("o200k_base")
+CL100K = get_encoding("cl100k_base")
+
+
+def _exchange(operation: Any, request: dict[str, Any], **choices: Choice) -> Exchange:
+    exchange = Exchange(operation, "d", None, request=request)
+    exchange.choices = {int(key[1:]): choice for key, choice in choices.items()}
+    return exchange
+
+
+def _recorded(record: dict[str, Any]) -> Exchange:
+    """A recorded call as the pipeline parses it, usage stripped."""
+    call = parse_gateway_message(RawMessage(gateway_message(record, "t")), max_bytes=10**7)
+    exchange = parse_exchange(call)
+    assert exchange.usage is None
+    return exchange
+
+
+# --- Hand-checked chat rules ----------------------------------------------------------------
+
+
+def test_chat_overhead_per_message_and_priming() -> None:
+    request = {
+        "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
+    }
+    # 3 priming + (3 + "system" 1 + "Be brief." 3) + (3 + "user" 1 + "Hi" 1)
+    assert count_text("Be brief.", O200K) == 3
+    assert estimate(_exchange("chat.completion", request), "gpt-4o").prompt == 15
+
+
+def test_reasoning_models_prime_with_one_token_fewer_and_say_reasoning_is_unseen() -> None:
+    request = {"messages": [{"role": "user", "content": "Hi"}]}
+    counts = estimate(_exchange("chat.completion", request), "o3-mini")
+    assert counts.prompt == 2 + 3 + 1 + 1
+    assert "reasoning-unseen" in counts.notes
+    assert "reasoning-unseen" not in estimate(_exchange("chat.completion", request), "gpt-4o").notes
+
+
+def test_gpt_35_turbo_0301_rule() -> None:
+    # Cookbook: 4 per message, a name replaces the role (-1), reply primed with 3.
+    request = {"messages": [{"role": "user", "name": "bob", "content": "hi"}]}
+    assert [count_text(t, CL100K) for t in ("user", "bob", "hi")] == [1, 1, 1]
+    assert (
+        estimate(_exchange("chat.completion", request), "gpt-3.5-turbo-0301").prompt
+        == 3 + 4 + 1 + 1 - 1 + 1
+    )
+    assert (
+        estimate(_exchange("chat.completion", request), "gpt-4-0613").prompt
+        == 3 + 3 + 1 + 1 + 1 + 1
+    )
+
+
+def test_tool_definitions_render_as_typescript() -> None:
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Weather now",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "city": {"type": "string"},
+                    "unit": {"enum": ["c", "f"], "type": "string"},
+                },
+                "required": ["city"],
+            },
+        },
+    }
+    rendered = (
+        "namespace functions {\n\n// Weather now\ntype get_weather = (_: {\ncity: string,\n"
+        'unit?: "c" | "f",\n}) => any;\n\n} // namespace functions'
+    )
+    base = {"messages": [{"role": "user", "content": "Hi"}]}
+    with_tools = {**base, "tools": [tool]}
+    plain = estimate(_exchange("chat.completion", base), "gpt-4o").prompt
+    tools = estimate(_exchange("chat.completion", with_tools), "gpt-4o").prompt
+    assert tools - plain == count_text(rendered, O200K) + chat_rule("gpt-4o").tools_without_system
+    named = {**with_tools, "tool_choice": {"type": "function", "function": {"name": "get_weather"}}}
+    assert estimate(_exchange("chat.completion", named), "gpt-4o").prompt - tools == 4 + 2
+
+
+def test_completion_counts_text_and_tool_calls() -> None:
+    reply = Choice(text=["Hello", " there"], tool_calls=[["get_weather", '{"city":"Oslo"}']])
+    counts = estimate(_exchange("chat.completion", {"messages": []}, c0=reply), "gpt-4o")
+    expected = count_text("Hello there", O200K) + 7 + count_text("get_weather", O200K)
+    assert counts.completion == expected + count_text('{"city":"Oslo"}', O200K)
+
+
+def test_image_by_url_follows_the_policy_and_is_flagged() -> None:
+    part = {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}
+    request = {"messages": [{"role": "user", "content": [part]}]}
+    exchange = _exchange("chat.completion", request)
+    high = estimate(exchange, "gpt-4o")
+    low = estimate(exchange, "gpt-4o", image_url_policy="low")
+    skip = estimate(exchange, "gpt-4o", image_url_policy="skip")
+    assert high.prompt - skip.prompt == 765  # 1024×1024 at high detail: 85 + 4 × 170
+    assert low.prompt - skip.prompt == 85
+    assert "image-size-unknown" in high.notes
+
+
+@pytest.mark.parametrize(
+    ("value", "tokens"),
+    [("hello world", 2), (["hello", "world"], 2), ([15339, 1917, 0], 3), ([[1, 2], [3]], 3)],
+)
+def test_embeddings_and_completions_inputs(value: Any, tokens: int) -> None:
+    assert (
+        estimate(_exchange("embeddings", {"input": value}), "text-embedding-3-small").prompt
+        == tokens
+    )
+    assert estimate(_exchange("text_completion", {"prompt": value}), "davinci-002").prompt == tokens
+
+
+def test_responses_instructions_input_and_server_state() -> None:
+    request = {"instructions": "Be brief.", "input": "Hi", "previous_response_id": "resp_1"}
+    counts = estimate(_exchange("responses", request), "gpt-4o")
+    # 3 priming + (3 + "developer" 1 + 3) + (3 + "user" 1 + "Hi" 1)
+    assert count_text("developer", O200K) == 1
+    assert counts.prompt == 15
+    assert "previous-response-unseen" in counts.notes
+
+
+# --- Recorded calls: the estimate must equal what the API reported --------------------------
+
+
+@pytest.mark.parametrize(
+    ("index", "prompt", "completion"),
+    [
+        (5, 75, 51),  # gpt-4o-mini streamed, one tool, system message, parallel calls in the reply
+        (11, 99, 25),  # gpt-4o-mini, parallel tool calls and results in the history, no tools
+        (16, 7, 0),  # embeddings
+        (18, 27, 0),  # embeddings, list of inputs
+        (263, 7, 23),  # o3-mini: priming 2; completion net of reasoning
+        (277, 13, 11),  # gpt-5
+        (296, 42, 11),  # gpt-4o, tool without system message, tool call reply
+        (302, 12, 293),  # gpt-4o-search-preview: system message not billed
+    ],
+)
+def test_recorded_calls_exact(
+    records: list[dict[str, Any]], index: int, prompt: int, completion: int
+) -> None:
+    record = records[index]
+    reported = usage_from_api(record["usage"])
+    assert reported is not None
+    assert (reported.prompt, reported.completion - reported.reasoning) == (prompt, completion)
+    counts = estimate(_recorded(record), record["model"])
+    assert (counts.prompt, counts.completion) == (prompt, completion)
+
+
+def test_recorded_image_call(records: list[dict[str, Any]]) -> None:
+    # gpt-4.1-nano, a 540×360 JPEG at detail auto: 502 image tokens; reported 515, estimated 514.
+    counts = estimate(_recorded(records[256]), "gpt-4.1-nano-2025-04-14")
+    assert counts.prompt == 514
+    assert records[256]["usage"]["prompt_tokens"] == 515
+
+
+def test_response_format_schema_is_approximate(records: list[dict[str, Any]]) -> None:
+    record = records[287]  # a nested json_schema: over by 16, and the event says so
+    counts = estimate(_recorded(record), record["model"])
+    assert (counts.prompt, record["usage"]["prompt_tokens"]) == (176, 160)
+    assert "response-format-approximate" in counts.notes
+    assert json.dumps(counts.notes).count("approximate") == 1
