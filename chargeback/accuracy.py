@@ -54,6 +54,35 @@ CATEGORIES = (
 )
 NOT_ESTIMABLE = "not estimable"
 
+#: Estimate notes (the event's ``Estimate`` dimension) that say a side of a call holds tokens the
+#: bodies do not show. Such a side is not "visible": it gets its own row, never a category's.
+PROMPT_INVISIBLE: dict[str, str] = {
+    "context-invisible": "earlier turns kept by the service (previous_response_id, ...)",
+    "encrypted-reasoning": "encrypted reasoning items in the input",
+    "server-tools": "built-in tools: definitions and results added server-side",
+    "file-input": "file or audio input",
+    "image-size-unknown": "image by URL or file id: size unknown",
+    "reasoning-mode": "a reasoning mode (pro) adds work the bodies never show",
+}
+COMPLETION_INVISIBLE: dict[str, str] = {
+    "reasoning-remainder-unseen": "hidden reasoning beyond reasoning_tokens (steps of 64)",
+    "server-tool-output": "built-in tool calls in the output",
+    "compaction-output": "the service compacted the conversation (encrypted output item)",
+    "reasoning-mode": "a reasoning mode (pro) adds work the bodies never show",
+}
+#: Usages that cannot be the API's (checked by this command only): zero tokens for a call that
+#: answered, or a Responses body whose ``status`` is none the API writes (hand-written test
+#: fixtures: records 345-347 and 448 say "complete", report 10 in / 1 out for any text, and
+#: carry a top-level total_tokens of 15 that contradicts their usage's 11).
+IMPLAUSIBLE = "usage-zero"
+_IMPLAUSIBLE_TEXT = "the usage says 0 tokens for a call that answered"
+NOT_API = "usage-not-api"
+_NOT_API_TEXT = "the response body is not one the API writes (Responses status)"
+#: Source: OpenAI API reference, the Response object's ``status``.
+RESPONSE_STATUSES = frozenset(
+    {"completed", "failed", "in_progress", "cancelled", "queued", "incomplete"}
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Measurement:
@@ -66,6 +95,17 @@ class Measurement:
     estimated_prompt: int | None = None  # None: not estimable
     estimated_completion: int | None = None
     notes: str = ""
+    implausible: bool = False
+    not_api: bool = False
+
+    def reason(self, side: str) -> str | None:
+        """Why this side is not estimable from the bodies, or None when its content is visible."""
+        if self.implausible:
+            return IMPLAUSIBLE
+        if self.not_api:
+            return NOT_API
+        table = PROMPT_INVISIBLE if side == "prompt" else COMPLETION_INVISIBLE
+        return next((note for note in self.notes.split(",") if note in table), None)
 
     @property
     def prompt_error(self) -> int | None:
@@ -204,15 +244,44 @@ def _measurement(record: dict[str, Any], event: ChargebackEvent | None) -> Measu
         return Measurement(
             NOT_ESTIMABLE, model, reported.prompt, reported.completion - reported.reasoning
         )
+    completion = int(event.measurements["CompletionTokens"])
+    # Reasoning the body shows (gpt-oss) is estimated too: compare whole completions then.
+    shown = int(event.measurements.get("ReasoningTokens", 0)) > 0
     return Measurement(
         category(record),
         model,
         reported.prompt,
-        reported.completion - reported.reasoning,
+        reported.completion - (0 if shown else reported.reasoning),
         estimated_prompt=int(event.measurements["PromptTokens"]),
-        estimated_completion=int(event.measurements["CompletionTokens"]),
-        notes=event.dimensions.get("Estimate", ""),
+        estimated_completion=completion,
+        notes=event.dimensions.get("Estimate") or "",
+        implausible=reported.total == 0 and completion > 0,
+        not_api=_status(record) not in RESPONSE_STATUSES | {None},
     )
+
+
+def _status(record: dict[str, Any]) -> Any:
+    """The ``status`` a Responses body gives (its last ``response`` object when streamed)."""
+    if record.get("endpoint") != "responses":
+        return None
+    if not record.get("stream"):
+        try:
+            body = json.loads(record["response_text"])
+        except ValueError:
+            return None
+        return body.get("status") if isinstance(body, dict) else None
+    status = None
+    for line in record["response_text"].splitlines():
+        if not line.startswith("data:"):
+            continue
+        try:
+            chunk = json.loads(line[5:])
+        except ValueError:
+            continue
+        response = chunk.get("response") if isinstance(chunk, dict) else None
+        if isinstance(response, dict) and "status" in response:
+            status = response["status"]
+    return status
 
 
 # --- The table ------------------------------------------------------------------------------
@@ -257,8 +326,14 @@ def _row(name: str, side: str, summary: Summary) -> str:
     )
 
 
-def _errors(rows: Iterable[Measurement], side: str) -> list[int]:
-    found = (row.prompt_error if side == "prompt" else row.completion_error for row in rows)
+def _errors(rows: Iterable[Measurement], side: str, reason: str | None = None) -> list[int]:
+    """Errors of one side over the rows whose side is visible (reason None) or not estimable
+    for that reason."""
+    found = (
+        row.prompt_error if side == "prompt" else row.completion_error
+        for row in rows
+        if row.reason(side) == reason
+    )
     return [error for error in found if error is not None]
 
 
@@ -267,21 +342,39 @@ def _fraction(rows: Sequence[Measurement], side: str, limit: int) -> float:
     return sum(1 for e in errors if abs(e) <= limit) / len(errors) if errors else 0.0
 
 
+_REASONS = {
+    **PROMPT_INVISIBLE,
+    **COMPLETION_INVISIBLE,
+    IMPLAUSIBLE: _IMPLAUSIBLE_TEXT,
+    NOT_API: _NOT_API_TEXT,
+}
+
+
 def report(measurements: Sequence[Measurement]) -> Iterator[str]:
     """The table, then the last line of CONTRACTS §3."""
     yield "Estimated tokens against the usage the API reported (error = estimate - reported)."
-    yield "Completion side: reported completion minus reasoning tokens, which no stream shows."
+    yield "Completion side: reported completion minus reasoning tokens, which no body shows."
+    yield "Categories count only sides whose content the bodies show; the rest are listed below."
     yield _HEADER
+    estimated = [m for m in measurements if m.category != NOT_ESTIMABLE]
     for name in CATEGORIES:
-        rows = [m for m in measurements if m.category == name]
+        rows = [m for m in estimated if m.category == name]
         if rows:
             yield _row(name, "prompt", Summary.of(_errors(rows, "prompt")))
             yield _row("", "completion", Summary.of(_errors(rows, "completion")))
-    estimated = [m for m in measurements if m.category != NOT_ESTIMABLE]
-    yield _row("all estimable", "prompt", Summary.of(_errors(estimated, "prompt")))
+    yield _row("all visible", "prompt", Summary.of(_errors(estimated, "prompt")))
     yield _row("", "completion", Summary.of(_errors(estimated, "completion")))
+    yield "not estimable from the bodies (a call counts once per side, under its first reason):"
+    excluded: dict[str, int] = {}
+    for reason, text in _REASONS.items():
+        for side in ("prompt", "completion"):
+            errors = _errors(estimated, side, reason)
+            if errors:
+                excluded[f"{side}:{reason}"] = len(errors)
+                yield _row(f"  {reason}", side, Summary.of(errors)) + f"  {text}"
     skipped = len(measurements) - len(estimated)
     yield f"{NOT_ESTIMABLE:<22} (no known tokenizer for the model) {skipped:>4}"
+    visible = {side: len(_errors(estimated, side)) for side in ("prompt", "completion")}
     yield (
         f"accuracy: measured={len(measurements)} estimated={len(estimated)}"
         f" not_estimable={skipped}"
@@ -289,6 +382,8 @@ def report(measurements: Sequence[Measurement]) -> Iterator[str]:
         f" prompt_within2={_fraction(estimated, 'prompt', 2):.4f}"
         f" completion_exact={_fraction(estimated, 'completion', 0):.4f}"
         f" completion_within1={_fraction(estimated, 'completion', 1):.4f}"
+        f" prompt_visible={visible['prompt']} completion_visible={visible['completion']}"
+        + "".join(f" excluded[{key}]={count}" for key, count in excluded.items())
     )
 
 

@@ -165,12 +165,18 @@ def cmd_query(args: argparse.Namespace) -> int:
 
     parameters = _parameters(getattr(args, "param", None) or [])
     for name in args.queries:
-        path = Path(name)
-        text = path.read_text() if path.exists() else name
+        text = _query_text(name)
         if len(args.queries) > 1:
-            print(f"\n# {path.name}")
+            print(f"\n# {Path(name).name if text is not name else 'query'}")
         print(run_kql(args.db, text, _declared(text, parameters)).table())
     return 0
+
+
+def _query_text(name: str) -> str:
+    """A .kql file's text, or the argument itself when it is KQL text."""
+    if "\n" in name or "|" in name:
+        return name
+    return Path(name).read_text(encoding="utf-8")
 
 
 def _parameters(pairs: Sequence[str]) -> dict[str, Any]:

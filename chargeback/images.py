@@ -6,10 +6,25 @@ enabled chat" docs give the same tile rule):
 - tile models: fit in 2048×2048, scale the shortest side down to 768, count 512-px tiles;
   cost = base + per_tile × tiles (``detail: low`` costs the base alone);
 - patch models: 32-px patches, scaled down so that there are at most 1536, times a per-model
-  multiplier (``detail: low`` is not cheaper there).
+  multiplier, rounded up (``detail: low`` is not cheaper there).
 
 ``detail: auto`` has been observed to bill as ``high`` (the recorded gpt-4.1-nano and
 gpt-5-mini calls), so ``auto`` and a missing detail count as high.
+
+gpt-5-mini and gpt-5-nano: the guide's table says 1.62 and 2.46 (the gpt-4.1-mini/-nano values),
+but OpenAI's own calculator on the pricing page uses 1.2 and 1.5, and so does the API: OpenAI
+developer community, "GPT-5-mini image input token calculation discrepancy with official FAQ
+formula" (t/1344040) and "Introducing GPT-5.4 mini and nano" (t/1377015, which also measures
+gpt-5.4-mini and gpt-5.4-nano at 1.2). The second thread's image-only costs (432 patches: 527
+chat / 526 Responses at 1.2, 656 / 655 at 1.5) carry a fixed wrapper of 8 tokens per image in
+chat and 7 in the Responses API beyond ceil(patches × multiplier). The recorded gpt-5-mini chat
+calls agree exactly: 597×566 (342 patches) bills ceil(410.4) + 8 = 419 (records 71, 99, 180),
+400×301 (130 patches) bills 156 + 8 = 164 (records 156, 237), wherever the image sits (a user
+message after a tool result, alone or after text). With 1.62 they were +136 and +47.
+
+gpt-4.1-nano (records 256 chat, 257 Responses: one 540×360 image, 204 patches) bills one token
+more than ceil(204 × 2.46) = 502 in both APIs. No public source describes a wrapper token for
+the gpt-4.1 family and it is one image, so the published rule stays and those calls stay -1.
 """
 
 from __future__ import annotations
@@ -24,6 +39,7 @@ from typing import Literal
 __all__ = ["ImageRule", "data_url_size", "image_rule", "image_tokens"]
 
 Detail = Literal["low", "high"]
+Api = Literal["chat", "responses"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,15 +49,26 @@ class ImageRule:
     base: int = 0
     per_tile: int = 0
     multiplier: float = 0.0  # patch models only
+    #: tokens around each image beyond its own, in chat and in the Responses API
+    wrapper: int = 0
+    responses_wrapper: int = 0
 
+
+# gpt-5 small models as billed (see the module doc): the pricing-page multipliers, and the
+# image wrapper measured in the community thread t/1377015 and on records 71, 99, 156, 180, 237.
+_GPT5_MINI = ImageRule(multiplier=1.2, wrapper=8, responses_wrapper=7)
+_GPT5_NANO = ImageRule(multiplier=1.5, wrapper=8, responses_wrapper=7)
 
 # Model prefix -> rule, most specific first. Source: OpenAI "Images and vision" guide,
-# "Calculating costs" (tile table and patch multipliers), checked on the recorded calls.
+# "Calculating costs" (tile table and patch multipliers), checked on the recorded calls;
+# gpt-5 small models: the OpenAI pricing-page calculator (module doc).
 IMAGE_RULES: tuple[tuple[str, ImageRule], ...] = (
     ("gpt-4.1-mini", ImageRule(multiplier=1.62)),
     ("gpt-4.1-nano", ImageRule(multiplier=2.46)),
-    ("gpt-5-mini", ImageRule(multiplier=1.62)),
-    ("gpt-5-nano", ImageRule(multiplier=2.46)),
+    ("gpt-5-mini", _GPT5_MINI),
+    ("gpt-5-nano", _GPT5_NANO),
+    ("gpt-5.4-mini", _GPT5_MINI),  # measured at 1.2 (t/1377015); the guide lists it as patches
+    ("gpt-5.4-nano", _GPT5_MINI),  # measured at 1.2 too, unlike gpt-5-nano (t/1377015)
     ("o4-mini", ImageRule(multiplier=1.72)),
     ("gpt-4o-mini", ImageRule(base=2833, per_tile=5667)),
     ("gpt-5", ImageRule(base=70, per_tile=140)),
@@ -68,13 +95,17 @@ def image_rule(model: str) -> ImageRule:
     return next((rule for prefix, rule in IMAGE_RULES if name.startswith(prefix)), _DEFAULT_RULE)
 
 
-def image_tokens(rule: ImageRule, width: int, height: int, detail: Detail) -> int:
-    """Tokens of one image of known size."""
+def image_tokens(
+    rule: ImageRule, width: int, height: int, detail: Detail, api: Api = "chat"
+) -> int:
+    """Tokens of one image of known size, with its wrapper in that API."""
+    wrapper = rule.responses_wrapper if api == "responses" else rule.wrapper
     if rule.multiplier:
-        return math.ceil(_patches(width, height) * rule.multiplier)
+        # round() first: 150 × 1.62 is 243.00000000000003 in floating point, not 244 tokens.
+        return math.ceil(round(_patches(width, height) * rule.multiplier, 6)) + wrapper
     if detail == "low":
-        return rule.base
-    return rule.base + rule.per_tile * _tiles(width, height)
+        return rule.base + wrapper
+    return rule.base + rule.per_tile * _tiles(width, height) + wrapper
 
 
 def _tiles(width: int, height: int) -> int:

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-__all__ = ["MAX_DEPTH", "Prefix", "loads", "loads_prefix"]
+__all__ = ["MAX_DEPTH", "Prefix", "cut_container", "loads", "loads_prefix"]
 
 #: Deeper nesting than this is refused: no real OpenAI body comes close, and a hostile one
 #: must not exhaust the stack.
@@ -46,7 +46,7 @@ def loads_prefix(text: str) -> Prefix:
     Raises ``ValueError`` when the text is not a prefix of a JSON object or array, or holds
     nothing usable.
     """
-    if not _cut_container(text):
+    if not cut_container(text):
         try:
             return Prefix(orjson.loads(text))
         except orjson.JSONDecodeError:
@@ -67,7 +67,7 @@ def loads_prefix(text: str) -> Prefix:
     return Prefix(value, truncated=True, last_cut=last_cut)
 
 
-def _cut_container(text: str) -> bool:
+def cut_container(text: str) -> bool:
     """An object or array that does not end with its closing bracket: certainly cut, so the
     first, whole decode (as long as the text, and bound to fail) is not tried."""
     return text[:1] in ("{", "[") and text[-1:] not in ("}", "]", " ", "\t", "\r", "\n")

@@ -221,11 +221,15 @@ class _IngestionHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_POST(self) -> None:
-        if self.path.split("?")[0].rstrip("/") not in ("/v2.1/track", "/v2/track"):
-            self._answer(404, {"error": f"no such endpoint {self.path}"})
-            return
+        # Read the body first, whatever the answer: unread bytes would wedge a kept-alive
+        # connection.
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length)
+        # An endpoint given with a trailing slash makes the exporter post to //v2.1/track.
+        path = re.sub("/+", "/", self.path.split("?")[0]).rstrip("/")
+        if path not in ("/v2.1/track", "/v2/track"):
+            self._answer(404, {"error": f"no such endpoint {self.path}"})
+            return
         try:
             if self.headers.get("Content-Encoding", "").lower() == "gzip":
                 body = gzip.decompress(body)

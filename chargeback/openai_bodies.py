@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -23,6 +24,7 @@ __all__ = [
     "Exchange",
     "Operation",
     "parse_exchange",
+    "response_cut",
     "route",
 ]
 
@@ -129,8 +131,19 @@ class Exchange:
         return found
 
 
-def parse_exchange(call: GatewayCall) -> Exchange:
-    """Parse the bodies of a call. Never raises on bad bodies: it notes what it could not read."""
+def parse_exchange(call: GatewayCall, *, texts: bool = True, response: bool = True) -> Exchange:
+    """Parse the bodies of a call. Never raises on bad bodies: it notes what it could not read.
+
+    With ``texts=False`` (the call's usage is already known, so nothing will be counted) what
+    the model wrote is not collected: ``choices`` stays empty; everything else is the same.
+
+    With ``response=False`` as well (the gateway message carries the usage and the model, so
+    nothing the response holds is needed) the response body is not decoded when a look at it
+    tells what the event needs of it, whether it streams and whether it was cut short
+    (`response_cut`, the same answer the full read gives); then ``response_model``, ``usage``
+    and the response's notes stay unset. When the look cannot tell, or the operation is still
+    unknown after the URL and the operation id, the response is read as with ``texts=False``.
+    """
     where = route(call.url)
     exchange = Exchange(where.operation, where.deployment, where.api_version)
     exchange.request = _parse_request(call.request_body, exchange)
@@ -141,8 +154,19 @@ def parse_exchange(call: GatewayCall) -> Exchange:
         if exchange.deployment is None and isinstance(exchange.request.get("model"), str):
             # The v1 API (/openai/v1/...) names the deployment in the body's "model".
             exchange.deployment = exchange.request["model"]
-    if call.response_body:
-        _parse_response(call.response_body, call.response_content_type, exchange)
+    body = call.response_body
+    if body:
+        content_type = call.response_content_type
+        if response or exchange.operation is None:
+            _parse_response(body, content_type, exchange, texts and response)
+        else:
+            stream = _is_stream(body, content_type)
+            cut = response_cut(body, stream)
+            if cut is None:
+                _parse_response(body, content_type, exchange, False)
+            else:
+                exchange.stream = exchange.stream or stream
+                exchange.response_truncated = cut
     if exchange.operation is None:
         exchange.operation = _operation_from_request(exchange.request)
     return exchange
@@ -201,10 +225,12 @@ def _is_stream(body: str, content_type: str | None) -> bool:
     return head.startswith(("data:", "event:"))
 
 
-def _parse_response(body: str, content_type: str | None, exchange: Exchange) -> None:
+def _parse_response(
+    body: str, content_type: str | None, exchange: Exchange, texts: bool = True
+) -> None:
     if _is_stream(body, content_type):
         exchange.stream = True
-        _parse_stream(body, exchange)
+        _parse_stream(body, exchange, _read_chunk if texts else _read_chunk_meta)
         return
     try:
         value, truncated, last_cut = jsontext.loads_prefix(body)
@@ -214,19 +240,103 @@ def _parse_response(body: str, content_type: str | None, exchange: Exchange) -> 
     exchange.response_truncated = truncated
     if isinstance(value, dict):
         _drop_cut_member(value, last_cut)
-        _read_response_object(value, exchange)
+        _read_response_object(value, exchange, texts)
+
+
+# --- Whether a response was cut, without decoding it ---------------------------------------
+
+
+def response_cut(body: str, stream: bool) -> bool | None:
+    """Whether reading ``body`` (a stream, or JSON, as `_is_stream` says) would find it cut
+    short (``response_truncated``), told from a few searches instead of a decode; None when
+    they cannot tell, and only the full read can.
+
+    - A stream was not cut when it has a ``data: [DONE]`` line (the read stops there), or when
+      it ends with a line break and its last ``data:`` line is a Responses terminal event
+      (``response.completed``, ``.incomplete`` or ``.failed`` with its ``response`` object); it
+      was cut when it holds neither ``[DONE]`` nor any terminal event's name (and no ``\\u``
+      escape that could spell one).
+    - JSON that opens an object or array and does not end with a bracket or white space was
+      cut. One that does end so may still be cut (right after an inner ``}``): None.
+
+    The JSON rule is exact for any prefix of valid JSON, which is what a gateway cut leaves
+    (and the policy copies ``usage`` only from a response it could parse); for a body that is
+    not even a valid prefix the full read says unreadable, not cut.
+    """
+    if not stream:
+        return True if jsontext.cut_container(body) else None
+    done = body.rfind("[DONE]")
+    if done >= 0:
+        return False if _done_line(body, done) else None
+    last = _last_data_line(body)
+    if last is not None:
+        return last
+    if "\\u" in body or any(name in body for name in _RESPONSES_END):
+        return None
+    return True
+
+
+#: A ``data: [DONE]`` line, as `_read_lines` reads it (white space other than spaces and tabs
+#: could be a line break to `str.splitlines`: left to the full read).
+_DONE_LINE = re.compile(r"data:[ \t]*\[DONE\][ \t]*")
+#: What `str.splitlines` breaks a line at, besides ``\n``.
+_OTHER_LINE_BREAKS = re.compile("[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
+def _done_line(body: str, position: int) -> bool:
+    """Whether the ``[DONE]`` at ``position`` is on a line of its own that reads ``data: [DONE]``,
+    which the full read always reaches and stops at."""
+    start = body.rfind("\n", 0, position) + 1
+    end = position + 6
+    while end < len(body) and body[end] in " \t":
+        end += 1
+    if end < len(body) and body[end] not in "\r\n":
+        return False
+    return _DONE_LINE.fullmatch(body, start, end) is not None
+
+
+def _last_data_line(body: str) -> bool | None:
+    """What the full read makes of the last ``data:`` line of a stream with no ``[DONE]``, which
+    it always reads: False (not cut) when the line is a Responses terminal event with its
+    ``response`` object; True (cut) when it is the body's unfinished last line and does not
+    decode; None otherwise."""
+    start = body.rfind("\ndata:") + 1
+    if start == 0 and not body.startswith("data:"):
+        return None
+    end = body.find("\n", start)
+    unfinished = end < 0
+    if unfinished:
+        end = len(body)
+    elif end > start and body[end - 1] == "\r":  # a CRLF line end
+        end -= 1
+    if _OTHER_LINE_BREAKS.search(body, start, end):
+        return None
+    try:
+        event = jsontext.loads(body[start + 5 : end])
+    except ValueError:
+        # `_read_lines` takes an unfinished last line that does not decode for the cut.
+        return True if unfinished else None
+    if (
+        type(event) is dict
+        and event.get("type") in _RESPONSES_END
+        and isinstance(event.get("response"), dict)
+    ):
+        return False
+    return None
 
 
 # --- Whole JSON responses -------------------------------------------------------------------
 
 
-def _read_response_object(body: dict[str, Any], exchange: Exchange) -> None:
+def _read_response_object(body: dict[str, Any], exchange: Exchange, texts: bool = True) -> None:
     kind = body.get("object")
     if exchange.operation is None and isinstance(kind, str):
         exchange.operation = _RESPONSE_OBJECTS.get(kind)
     _take_model(body.get("model"), exchange)
     if isinstance(body.get("usage"), dict):
         exchange.usage = body["usage"]
+    if not texts:
+        return
     if kind == "response" or exchange.operation == "responses":
         _read_response_output(body.get("output"), exchange)
         return
@@ -257,7 +367,7 @@ def _read_response_output(output: Any, exchange: Exchange) -> None:
             if not texts:
                 target.hidden_reasoning += 1
             continue
-        if isinstance(kind, str) and kind.endswith("_call"):
+        if isinstance(kind, str) and (kind.endswith("_call") or kind == "compaction"):
             target.builtin_calls.append([kind, _builtin_text(item)])
             continue
         for part in _list(item.get("content")):
@@ -316,28 +426,33 @@ def _read_message_delta(message: dict[str, Any], target: Choice) -> None:
 # --- Server-sent events ---------------------------------------------------------------------
 
 
-def _parse_stream(body: str, exchange: Exchange) -> None:
+_ReadChunk = Callable[[dict[str, Any], Exchange], object]
+
+
+def _parse_stream(body: str, exchange: Exchange, read_chunk: _ReadChunk) -> None:
     fast = _split_stream(body)
     if fast is None:
-        done = _read_lines(body, exchange)
+        done = _read_lines(body, exchange, read_chunk)
     else:
         chunks, done, rest = fast
-        read_chunk = _read_chunk
-        for chunk in chunks:
-            if type(chunk) is dict:
-                read_chunk(chunk, exchange)
+        if read_chunk is _read_chunk:
+            _read_chunks(chunks, exchange)
+        else:
+            for chunk in chunks:
+                if type(chunk) is dict:
+                    read_chunk(chunk, exchange)
         if rest and not done:
-            done = _read_lines(rest, exchange)
+            done = _read_lines(rest, exchange, read_chunk)
     if not done and not exchange.response_truncated and not _responses_finished(exchange):
         exchange.response_truncated = True
 
 
-def _read_lines(body: str, exchange: Exchange) -> bool:
+def _read_lines(body: str, exchange: Exchange, read_chunk: _ReadChunk) -> bool:
     """Each ``data:`` line on its own. True when the stream's ``[DONE]`` was read."""
     lines = body.splitlines()
     # A body cut mid-line leaves a last line without its end: it cannot be trusted.
     last_complete = len(lines) if body.endswith(("\n", "\r")) else len(lines) - 1
-    loads, read_chunk = jsontext.loads, _read_chunk
+    loads = jsontext.loads
     for number, line in enumerate(lines):
         if not line.startswith("data:"):
             continue
@@ -398,13 +513,14 @@ def _responses_finished(exchange: Exchange) -> bool:
     return "responses-completed" in exchange.notes
 
 
-def _read_chunk(chunk: dict[str, Any], exchange: Exchange) -> None:
-    # Runs once per stream line: the common chunk (one choice, a delta with only "content")
-    # takes the fewest steps; anything else goes the general way.
+def _read_chunk_meta(chunk: dict[str, Any], exchange: Exchange) -> str | None:
+    """What a stream chunk says about the call (operation, model, usage, the end of a Responses
+    stream), not what the model wrote. Returns the kind of a Responses event, None for a chat or
+    completions chunk."""
     kind = chunk.get("type")
     if kind is not None and isinstance(kind, str) and kind.startswith("response."):
-        _read_responses_event(kind, chunk, exchange)
-        return
+        _read_responses_meta(kind, chunk, exchange)
+        return kind
     if exchange.operation is None and isinstance(chunk.get("object"), str):
         exchange.operation = _RESPONSE_OBJECTS.get(chunk["object"])
     if exchange.response_model is None:
@@ -412,6 +528,16 @@ def _read_chunk(chunk: dict[str, Any], exchange: Exchange) -> None:
     usage = chunk.get("usage")
     if usage is not None and isinstance(usage, dict):
         exchange.usage = usage
+    return None
+
+
+def _read_chunk(chunk: dict[str, Any], exchange: Exchange) -> None:
+    # Runs once per stream line: the common chunk (one choice, a delta with only "content")
+    # takes the fewest steps; anything else goes the general way.
+    kind = _read_chunk_meta(chunk, exchange)
+    if kind is not None:
+        _read_responses_choices(kind, chunk, exchange)
+        return
     choices = chunk.get("choices")
     if not choices or type(choices) is not list:
         return
@@ -436,15 +562,61 @@ def _read_chunk(chunk: dict[str, Any], exchange: Exchange) -> None:
         _read_message_delta(delta, target)
 
 
+def _read_chunks(chunks: list[Any], exchange: Exchange) -> None:
+    """`_read_chunk` on each chunk, the usual one (a chat chunk after the model is known: one
+    choice whose delta holds only its text) in the fewest steps."""
+    known = exchange.choices
+    for chunk in chunks:
+        if type(chunk) is not dict:
+            continue
+        if exchange.response_model is None or exchange.operation is None or "type" in chunk:
+            _read_chunk(chunk, exchange)
+            continue
+        usage = chunk.get("usage")
+        if usage is not None and type(usage) is dict:
+            exchange.usage = usage
+        choices = chunk.get("choices")
+        if type(choices) is list and len(choices) == 1:
+            choice = choices[0]
+            if type(choice) is dict and choice.get("text") is None:
+                index, delta = choice.get("index"), choice.get("delta")
+                if (
+                    type(index) is int
+                    and 0 <= index < _MAX_CHOICES
+                    and type(delta) is dict
+                    and len(delta) == 1
+                ):
+                    content = delta.get("content")
+                    target = known.get(index)
+                    if type(content) is str and target is not None:
+                        target.text.append(content)
+                        continue
+        _read_chunk(chunk, exchange)
+
+
+_RESPONSES_END = ("response.completed", "response.incomplete", "response.failed")
+
+
 def _read_responses_event(kind: str, event: dict[str, Any], exchange: Exchange) -> None:
+    _read_responses_meta(kind, event, exchange)
+    _read_responses_choices(kind, event, exchange)
+
+
+def _read_responses_meta(kind: str, event: dict[str, Any], exchange: Exchange) -> None:
     exchange.operation = exchange.operation or "responses"
     response = event.get("response")
     if isinstance(response, dict):
         _take_model(response.get("model"), exchange)
-        if kind in ("response.completed", "response.incomplete", "response.failed"):
+        if kind in _RESPONSES_END:
             exchange.notes.append("responses-completed")
             if isinstance(response.get("usage"), dict):
                 exchange.usage = response["usage"]
+
+
+def _read_responses_choices(kind: str, event: dict[str, Any], exchange: Exchange) -> None:
+    response = event.get("response")
+    if isinstance(response, dict):
+        if kind in _RESPONSES_END:
             # The final output replaces what the deltas built up.
             exchange.choices.clear()
             _read_response_output(response.get("output"), exchange)

@@ -99,7 +99,8 @@ class Processor:
         for raw in messages:
             report.outcomes.append(self._process_one(raw, seen))
         self.events.flush()
-        log.info("chargeback batch: %s", report.summary())
+        if log.isEnabledFor(logging.INFO):  # the summary counts every outcome four times
+            log.info("chargeback batch: %s", report.summary())
         return report
 
     def _process_one(self, raw: RawMessage, seen: set[str]) -> Outcome:
@@ -109,7 +110,7 @@ class Processor:
                 return Outcome("skipped", "duplicate-in-batch", call.request_id)
             self.events.emit(self._event_for(call))
             seen.add(call.request_id)
-            return Outcome("emitted", request_id=call.request_id)
+            return Outcome("emitted", "", call.request_id)
         except _Skip as skip:
             return Outcome("skipped", str(skip))
         except BadMessage as exc:
@@ -132,11 +133,17 @@ class Processor:
             raise _Skip(f"status-{call.status_code}")
         if call.method and call.method.upper() != "POST":
             raise _Skip(f"method-{call.method.upper()}")
-        exchange = parse_exchange(call)
+        # The policy's copy of usage is what the call is billed on (CONTRACTS §1a): with it,
+        # what the model wrote is never counted, so it is not collected; with the policy's
+        # model as well, nothing else the response holds is needed, and it is not decoded
+        # (`parse_exchange` still tells whether it streams and whether it was cut).
+        reported = None if call.event_tokens is not None else usage_from_api(call.usage)
+        known = reported is not None
+        exchange = parse_exchange(call, texts=not known, response=not (known and call.model))
         if exchange.operation is None and call.event_tokens is None:
             raise _Skip("not-billable-operation")
         model = self.model_of(call, exchange)
-        counts = self._counts(call, exchange, model)
+        counts = self._counts(call, exchange, model, reported)
         price_dims, cost = self.pricing.charge(model, exchange.deployment, counts)
         return build_event(
             call,
@@ -148,7 +155,8 @@ class Processor:
         )
 
     def model_of(self, call: GatewayCall, exchange: Exchange) -> str | None:
-        """The model the response reported; else the deployment's mapped or own name."""
+        """The model the response reported (the policy's copy of it when the response was not
+        read); else the deployment's mapped or own name."""
         if exchange.response_model:
             return exchange.response_model
         if call.model:
@@ -161,12 +169,15 @@ class Processor:
                 return name
         return None
 
-    def _counts(self, call: GatewayCall, exchange: Exchange, model: str | None) -> TokenCounts:
+    def _counts(
+        self, call: GatewayCall, exchange: Exchange, model: str | None, reported: TokenCounts | None
+    ) -> TokenCounts:
+        """``reported``: the counts of the policy's copy of usage, if readable."""
         if call.event_tokens is not None:
             prompt, completion, total = call.event_tokens
             return TokenCounts(prompt, completion, total, source="event")
         # The policy's copy of usage is what the call is billed on (CONTRACTS §1a).
-        reported = usage_from_api(call.usage) or usage_from_api(exchange.usage)
+        reported = reported or usage_from_api(exchange.usage)
         if reported is not None:
             return reported
         cut = call.truncated or exchange.request_truncated or exchange.response_truncated

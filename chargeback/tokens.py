@@ -31,11 +31,22 @@ cookbook 43 exact, 49 within ±2. TypeScript is used for every family.
 ``response_format`` JSON schemas: compact JSON without ``additionalProperties`` + 1; exact on a
 flat schema, +16 on a nested ``anyOf`` schema, and flagged ``response-format-approximate``.
 
+Completion side (measured, see the rules' comments): a named tool_choice (or ``required`` with one
+function tool) bills only the arguments + 1; a json_schema text reply + 5 (gpt-4o) / + 3 (gpt-5);
+a gpt-5 Responses message + 4, a message before another output item (a harmony preamble) + 3
+more, and each hidden reasoning item + 2; visible reasoning (gpt-oss) is counted and reported as
+reasoning tokens; Responses reasoning summaries are not billed output.
+
 What cannot be seen offline is flagged in ``notes`` (the event's ``Estimate`` dimension), never
 guessed silently: ``reasoning-unseen`` (hidden reasoning tokens of reasoning models),
 ``image-size-unknown`` (image by URL or file id: CHARGEBACK_IMAGE_URL_POLICY applies),
-``file-unseen``/``audio-unseen``, ``previous-response-unseen`` (Responses server-side state),
-``reasoning-input-unseen`` (encrypted reasoning items), ``builtin-tool-unseen``.
+``file-input`` (files, audio), ``context-invisible`` (previous_response_id, conversation,
+item references, compaction), ``encrypted-reasoning`` (reasoning items in the input),
+``server-tools`` (built-in tools: definitions and results added server-side),
+``reasoning-remainder-unseen`` (a Responses reply with hidden reasoning from a model that reports
+reasoning_tokens in steps of 64: up to 63 hidden tokens land in the visible count),
+``server-tool-output`` and ``compaction-output`` (output items the service writes),
+``reasoning-mode`` (a Responses ``reasoning.mode`` such as "pro": unseen work on both sides).
 """
 
 from __future__ import annotations
@@ -260,6 +271,8 @@ class ChatRule:
     reply_parallel_call: int = 7  # more per call when a reply holds several
     #: a hidden reasoning item in a Responses output: its channel header, outside reasoning_tokens
     responses_reasoning_item: int = 0
+    #: a Responses message followed by another output item (a preamble before a tool call)
+    responses_preamble: int = 0
     #: the usage reports reasoning_tokens in steps of this many (0: exactly)
     reasoning_step: int = 0
     forced_call: int = 1  # a reply to a named tool_choice: arguments + this
@@ -267,6 +280,9 @@ class ChatRule:
     #: wrote), see BUILTIN_CALLS
     builtin_call: Mapping[str, int] = field(default_factory=dict)
     visible_reasoning: int = 0  # a reply that shows its reasoning: that channel's headers
+    #: a reply under a json_schema response format (measured: gpt-4o records 286, 288, 328, 330
+    #: all -5 without it; tool-call replies under the same format (287, 327, 329) exact)
+    schema_reply: int = 5
     drops_system: bool = False  # the system message is not billed
     preamble: int = 0  # a fixed system message the service adds
     reasoning: bool = False  # bills hidden reasoning tokens as completion tokens
@@ -288,6 +304,14 @@ _GPT5 = ChatRule(
     reply=9,
     responses_reply=4,
     responses_reasoning_item=2,
+    # Harmony format (openai/harmony docs, "Preambles"): a message before a tool call goes on the
+    # commentary channel and ends with <|end|>, and the next item opens with <|start|>assistant:
+    # "commentary" is 2 tokens where "final" is 1, plus those 2 = 3 more than a final message.
+    # Records 419, 421 (gpt-5.5: reasoning, commentary message, function call) -4, -3 -> -1, 0.
+    responses_preamble=3,
+    schema_reply=3,  # one record (295, gpt-5.4-mini)
+    # code written for the code interpreter, beyond its text (records 352-354: -8 each)
+    builtin_call={"code_interpreter_call": 8},
     reasoning=True,
     reasoning_step=64,
 )
@@ -304,7 +328,9 @@ CHAT_RULES: tuple[tuple[str, ChatRule], ...] = (
     ("gpt-4o-search-preview", ChatRule(drops_system=True, priming=2)),
     ("gpt-4o-mini-search-preview", ChatRule(drops_system=True, priming=2)),
     # measured: the harmony system preamble (identity, dates, reasoning level, channels).
-    ("gpt-oss", ChatRule(preamble=60, priming=3, reasoning=True)),
+    # Visible reasoning (message.reasoning, reasoning_text parts): the analysis and final
+    # channel headers, 1 + 9 (records 274: 9 + 17 + 10 = 36; 423: 1 + 26 + 10 = 37).
+    ("gpt-oss", ChatRule(preamble=60, priming=3, reply=1, visible_reasoning=9, reasoning=True)),
     # measured: one priming token fewer; the harmony tool block is far larger.
     ("gpt-5.", _GPT5_POINT),
     ("gpt-5", _GPT5),
@@ -373,6 +399,7 @@ class _Counter:
         self.notes: list[str] = []
         self.reasoning = 0  # reasoning tokens the body shows as text
         self.call_names: dict[str, str] = {}  # tool call id -> function name
+        self.api: Literal["chat", "responses"] = "chat"  # whose wrappers images get
 
     def text(self, value: Any) -> int:
         return count_text(value, self.encoding) if isinstance(value, str) and value else 0
@@ -388,6 +415,7 @@ class _Counter:
         if exchange.operation == "text_completion":
             return self.inputs(request.get("prompt"))
         if exchange.operation == "responses":
+            self.api = "responses"
             return self.responses(request)
         self.notes.append("operation-unknown")
         return 0
@@ -470,8 +498,8 @@ class _Counter:
                 return 0
             width, height, assumed_level = assumed
             cheaper: Literal["low", "high"] = "low" if "low" in (level, assumed_level) else "high"
-            return image_tokens(self.image_rule, width, height, cheaper)
-        return image_tokens(self.image_rule, size[0], size[1], level)
+            return image_tokens(self.image_rule, width, height, cheaper, self.api)
+        return image_tokens(self.image_rule, size[0], size[1], level, self.api)
 
     def tools(self, functions: list[dict[str, Any]], has_system: bool, api: str = "chat") -> int:
         if not functions:
@@ -506,6 +534,12 @@ class _Counter:
     def responses(self, request: dict[str, Any]) -> int:
         if request.get("previous_response_id") or request.get("conversation"):
             self.notes.append("context-invisible")  # earlier turns are billed again
+        reasoning = request.get("reasoning")
+        if isinstance(reasoning, dict) and reasoning.get("mode") is not None:
+            # A reasoning mode ("pro") runs work the bodies never show, on both sides: record
+            # 429 bills 1549 input tokens for an 18-token question and 30 output tokens for a
+            # one-word answer with reasoning_tokens 0 and no reasoning item.
+            self.notes.append("reasoning-mode")
         items = request.get("input")
         if isinstance(items, str):
             items = [{"role": "user", "content": items}]
@@ -554,22 +588,37 @@ class _Counter:
         responses = exchange.operation == "responses"
         overhead = self.rule.responses_reply if responses else self.rule.reply
         request = exchange.request or {}
-        forced = _forced_function(request.get("tool_choice") or request.get("function_call"))
+        forced = _forced_function(request)
+        schema = self.rule.schema_reply if _json_schema(request) else 0
         choices = exchange.choices.values()
-        total = sum(self.reply(choice, overhead, forced) for choice in choices)
+        total = sum(self.reply(choice, overhead, forced, schema) for choice in choices)
+        if responses and self.rule.responses_preamble:
+            # Responses output items are choices by position; a message that is not the last
+            # item is a preamble (phase "commentary") to what follows.
+            last = max(exchange.choices, default=0)
+            total += self.rule.responses_preamble * sum(
+                1
+                for index, choice in exchange.choices.items()
+                if index != last and choice.text and not choice.tool_calls
+            )
         hidden = sum(choice.hidden_reasoning for choice in choices)
         if hidden:
             total += hidden * self.rule.responses_reasoning_item
             if self.rule.reasoning_step:
                 self.notes.append("reasoning-remainder-unseen")
-        if any(choice.builtin_calls for choice in choices):
+        kinds = {kind for choice in choices for kind, _ in choice.builtin_calls}
+        if "compaction" in kinds:  # the service's encrypted summary of the conversation
+            self.notes.append("compaction-output")
+        if kinds - {"compaction"}:
             self.notes.append("server-tool-output")
         return total
 
-    def reply(self, choice: Choice, overhead: int, forced: bool) -> int:
+    def reply(self, choice: Choice, overhead: int, forced: bool, schema: int = 0) -> int:
         rule = self.rule
         per_call = rule.reply_call + (rule.reply_parallel_call if len(choice.tool_calls) > 1 else 0)
         total = self.text("".join(choice.text))
+        if total and not choice.tool_calls:
+            total += schema  # a structured-output text reply
         if forced and len(choice.tool_calls) == 1 and not total:
             # A named tool_choice puts the call's header in the prompt: the model writes only
             # the arguments and the end token (measured: record 49, 8 = 7 + 1).
@@ -593,9 +642,22 @@ _INPUT_ITEM_NOTES = {
 }
 
 
-def _forced_function(choice: Any) -> bool:
-    """A tool_choice that names one function (chat, Responses or legacy ``function_call``)."""
-    return isinstance(choice, dict) and bool(_inner(choice, "function").get("name"))
+def _forced_function(request: dict[str, Any]) -> bool:
+    """The request makes the model call one given function: a tool_choice that names it (chat,
+    Responses or legacy ``function_call``), or ``required`` with a single function tool."""
+    choice = request.get("tool_choice") or request.get("function_call")
+    if isinstance(choice, dict):
+        return bool(_inner(choice, "function").get("name"))
+    return choice == "required" and len(_list(request.get("tools"))) == 1
+
+
+def _json_schema(request: dict[str, Any]) -> bool:
+    """Structured outputs: a json_schema response format (chat) or text format (Responses)."""
+    text = request.get("text")
+    found = request.get("response_format") or (
+        text.get("format") if isinstance(text, dict) else None
+    )
+    return isinstance(found, dict) and found.get("type") == "json_schema"
 
 
 def _functions(tools: Any) -> list[dict[str, Any]]:

@@ -46,10 +46,22 @@ DATA = Path(__file__).parent / "data" / "queries"
 PRICES = DATA / "prices.json"
 IDENTITY_MAP = DATA / "identity-map.json"
 
-FINANCE = {"appId": "app-finance-bot", "subscriptionId": "sub-fin", "subscriptionName": "Finance sub",
-           "productId": "finance"}
-MARKETING = {"subscriptionId": "sub-mkt-writer", "subscriptionName": "Writer sub", "productId": "marketing"}
-RESEARCH = {"subscriptionId": "sub-rnd", "subscriptionName": "Research agent", "productId": "research"}
+FINANCE = {
+    "appId": "app-finance-bot",
+    "subscriptionId": "sub-fin",
+    "subscriptionName": "Finance sub",
+    "productId": "finance",
+}
+MARKETING = {
+    "subscriptionId": "sub-mkt-writer",
+    "subscriptionName": "Writer sub",
+    "productId": "marketing",
+}
+RESEARCH = {
+    "subscriptionId": "sub-rnd",
+    "subscriptionName": "Research agent",
+    "productId": "research",
+}
 ROGUE = {"subscriptionId": "rogue-sub"}
 LEGAL = {"subscriptionId": "sub-legal", "subscriptionName": "Legal helper", "businessUnit": "legal"}
 
@@ -96,32 +108,91 @@ def chat_usage(prompt: int, completion: int, cached: int = 0) -> dict[str, Any]:
 
 
 def batches() -> list[list[dict[str, Any]]]:
-    nov1 = message(2, "2026-11-02", FINANCE, "gpt-4o-mini", model="gpt-4o-mini-2024-07-18",
-                   usage=chat_usage(2000, 1000))
+    nov1 = message(
+        2,
+        "2026-11-02",
+        FINANCE,
+        "gpt-4o-mini",
+        model="gpt-4o-mini-2024-07-18",
+        usage=chat_usage(2000, 1000),
+    )
     first = [
-        message(1, "2026-10-30", FINANCE, "gpt-4o", model="gpt-4o-2024-08-06",
-                usage=chat_usage(1000, 500, cached=400)),
+        message(
+            1,
+            "2026-10-30",
+            FINANCE,
+            "gpt-4o",
+            model="gpt-4o-2024-08-06",
+            usage=chat_usage(1000, 500, cached=400),
+        ),
         nov1,
-        message(3, "2026-11-02", MARKETING, "o3", model="o3-2025-04-16", path="responses",
-                request={"input": "think"},
-                usage={"input_tokens": 1000, "output_tokens": 3000, "total_tokens": 4000,
-                       "output_tokens_details": {"reasoning_tokens": 2000}}),
-        message(4, "2026-11-03", ROGUE, "gpt-4o", model="gpt-4o-2024-11-20",
-                usage=chat_usage(100, 100)),
-        message(5, "2026-11-03", MARKETING, "mystery", model="mystery-model-1",
-                usage=chat_usage(500, 500)),
-        message(6, "2026-11-04", FINANCE, "ptu-gpt-4o", model="gpt-4o-2024-08-06",
-                usage=chat_usage(3000, 1000)),
-        message(7, "2026-11-05", RESEARCH, "ptu-gpt-4o", model="gpt-4o-2024-08-06",
-                usage=chat_usage(1000, 1000)),
-        message(8, "2026-11-05", LEGAL, "gpt-4o",
-                request={"messages": [{"role": "user", "content": "Hello, how are you?"}]},
-                response=json.dumps({"model": "gpt-4o-2024-08-06", "object": "chat.completion",
-                                     "choices": [{"index": 0, "message": {
-                                         "role": "assistant", "content": "Fine, thanks."}}]})),
-        message(9, "2026-11-06", MARKETING, "gpt-4o-mini", model="gpt-4o-mini-2024-07-18",
-                usage=chat_usage(100, 20),
-                response='{"model": "gpt-4o-mini-2024-07-18", "choices": [{"message": {"content": "cut'),
+        message(
+            3,
+            "2026-11-02",
+            MARKETING,
+            "o3",
+            model="o3-2025-04-16",
+            path="responses",
+            request={"input": "think"},
+            usage={
+                "input_tokens": 1000,
+                "output_tokens": 3000,
+                "total_tokens": 4000,
+                "output_tokens_details": {"reasoning_tokens": 2000},
+            },
+        ),
+        message(
+            4, "2026-11-03", ROGUE, "gpt-4o", model="gpt-4o-2024-11-20", usage=chat_usage(100, 100)
+        ),
+        message(
+            5,
+            "2026-11-03",
+            MARKETING,
+            "mystery",
+            model="mystery-model-1",
+            usage=chat_usage(500, 500),
+        ),
+        message(
+            6,
+            "2026-11-04",
+            FINANCE,
+            "ptu-gpt-4o",
+            model="gpt-4o-2024-08-06",
+            usage=chat_usage(3000, 1000),
+        ),
+        message(
+            7,
+            "2026-11-05",
+            RESEARCH,
+            "ptu-gpt-4o",
+            model="gpt-4o-2024-08-06",
+            usage=chat_usage(1000, 1000),
+        ),
+        message(
+            8,
+            "2026-11-05",
+            LEGAL,
+            "gpt-4o",
+            request={"messages": [{"role": "user", "content": "Hello, how are you?"}]},
+            response=json.dumps(
+                {
+                    "model": "gpt-4o-2024-08-06",
+                    "object": "chat.completion",
+                    "choices": [
+                        {"index": 0, "message": {"role": "assistant", "content": "Fine, thanks."}}
+                    ],
+                }
+            ),
+        ),
+        message(
+            9,
+            "2026-11-06",
+            MARKETING,
+            "gpt-4o-mini",
+            model="gpt-4o-mini-2024-07-18",
+            usage=chat_usage(100, 20),
+            response='{"model": "gpt-4o-mini-2024-07-18", "choices": [{"message": {"content": "cut',
+        ),
     ]
     # Event Hubs redelivers nov-1 in a later batch: the store holds it twice.
     return [first, [nov1]]
@@ -149,17 +220,30 @@ def sampled_envelope() -> dict[str, Any]:
                 "ver": 2,
                 "name": "Azure OpenAI Tokens",
                 "properties": {
-                    "RequestId": "req-sampled", "Timestamp": "2026-11-06T11:00:00.000Z",
-                    "ApiOperation": "chat.completion", "Deployment": "gpt-4o-mini",
-                    "Model": "gpt-4o-mini-2024-07-18", "TokenSource": "usage", "Truncated": "false",
-                    "Application": "Campaign writer", "BusinessUnit": "marketing",
-                    "CostCenter": "CC-2040", "IdentitySource": "subscriptionId",
-                    "Billing": "paygo", "Priced": "true", "Currency": "EUR",
+                    "RequestId": "req-sampled",
+                    "Timestamp": "2026-11-06T11:00:00.000Z",
+                    "ApiOperation": "chat.completion",
+                    "Deployment": "gpt-4o-mini",
+                    "Model": "gpt-4o-mini-2024-07-18",
+                    "TokenSource": "usage",
+                    "Truncated": "false",
+                    "Application": "Campaign writer",
+                    "BusinessUnit": "marketing",
+                    "CostCenter": "CC-2040",
+                    "IdentitySource": "subscriptionId",
+                    "Billing": "paygo",
+                    "Priced": "true",
+                    "Currency": "EUR",
                     "PriceVersion": "test-prices-1",
                 },
-                "measurements": {"PromptTokens": 100.0, "CompletionTokens": 20.0,
-                                 "TotalTokens": 120.0, "CachedTokens": 0.0,
-                                 "ReasoningTokens": 0.0, "Cost": 0.00009},
+                "measurements": {
+                    "PromptTokens": 100.0,
+                    "CompletionTokens": 20.0,
+                    "TotalTokens": 120.0,
+                    "CachedTokens": 0.0,
+                    "ReasoningTokens": 0.0,
+                    "Cost": 0.00009,
+                },
             },
         },
     }
@@ -170,7 +254,9 @@ def fill(store: LocalStore) -> None:
     try:
         processor = Processor(settings(), sink, MemoryDeadLetters())
         for batch in batches():
-            raws = [RawMessage(json.dumps(m).encode(), sequence_number=i) for i, m in enumerate(batch)]
+            raws = [
+                RawMessage(json.dumps(m).encode(), sequence_number=i) for i, m in enumerate(batch)
+            ]
             report = processor.process_batch(raws)
             assert report.emitted == len(batch), report.reasons()
     finally:

@@ -19,9 +19,7 @@ KUSTO_DIR = Path(__file__).resolve().parent / "kusto"
 CHECK_JS = KUSTO_DIR / "check.js"
 SCHEMA_PATH = KUSTO_DIR.parent.parent / "chargeback" / "data" / "customEvents.schema.json"
 _LIBRARY = KUSTO_DIR / "node_modules" / "@kusto" / "language-service-next"
-INSTALL_HINT = (
-    "run `npm ci --prefix tests/kusto` (from the repo root) to install the Kusto parser"
-)
+INSTALL_HINT = "run `npm ci --prefix tests/kusto` (from the repo root) to install the Kusto parser"
 
 
 class KustoHarnessError(RuntimeError):
@@ -32,9 +30,7 @@ def ensure_installed() -> str:
     """Return the path of ``node``; raise (never skip) if node or the package is missing."""
     node = shutil.which("node")
     if node is None:
-        raise KustoHarnessError(
-            f"`node` is not on PATH; install Node.js 20+, then {INSTALL_HINT}"
-        )
+        raise KustoHarnessError(f"`node` is not on PATH; install Node.js 20+, then {INSTALL_HINT}")
     if not (_LIBRARY / "package.json").is_file():
         raise KustoHarnessError(f"{_LIBRARY} is missing: {INSTALL_HINT}")
     return node
@@ -71,9 +67,7 @@ def check_kql(
         check=False,
     )
     if proc.returncode != 0:
-        raise KustoHarnessError(
-            f"check.js exited with {proc.returncode}: {proc.stderr.strip()}"
-        )
+        raise KustoHarnessError(f"check.js exited with {proc.returncode}: {proc.stderr.strip()}")
     results: list[dict[str, Any]] = json.loads(proc.stdout)
     return {r["name"]: r["diagnostics"] for r in results}
 
@@ -86,7 +80,5 @@ def format_diagnostics(text: str, diagnostics: list[dict[str, Any]]) -> str:
         line = text.count("\n", 0, start) + 1
         col = start - (text.rfind("\n", 0, start) + 1) + 1
         snippet = text[start : start + max(int(d["length"]), 1)]
-        lines.append(
-            f"{d['severity']} {d['code']} at {line}:{col} {snippet!r}: {d['message']}"
-        )
+        lines.append(f"{d['severity']} {d['code']} at {line}:{col} {snippet!r}: {d['message']}")
     return "\n".join(lines)

@@ -87,6 +87,18 @@ def test_replay_into_the_local_store_then_query(tmp_path: Path) -> None:
     assert rows["legal-keXXXX"] == ["12", "12", "24"]
     assert rows["rnd-agenXXXX"] == ["273", "21", "294"]
 
+    # The article's other query, its placeholder filled in with one caller's key.
+    article = (ROOT / "queries" / "article-usage-for-key.kql").read_text()
+    one_key = run("query", article.replace("your-client-key", "legal-ke"), "--db", str(db))
+    assert one_key.returncode == 0, one_key.stderr
+    lines = one_key.stdout.splitlines()
+    assert lines[0].split() == [
+        "Timestamp", "Stream", "ApiOperation", "PromptTokens", "CompletionTokens", "TotalTokens"
+    ]
+    assert [line.split()[1:] for line in lines[2:]] == [
+        ["true", "chat.completion", "12", "12", "24"]
+    ]
+
 
 def test_bad_setting_names_the_setting(tmp_path: Path) -> None:
     env_line = SAMPLES.read_bytes().splitlines()[0]

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from accounting import policy_message
 from azure.storage.blob import ContainerClient
+from messages import v1_message
 from services import Azurite
 
 from chargeback.deadletter import REPLAYED_PREFIX, BlobDeadLetters, DeadLetter
@@ -122,7 +122,7 @@ def test_replay_from_the_container(azurite: Azurite, records: list[dict[str, Any
     container = _container(azurite)
     store = BlobDeadLetters(container)
     record = next(r for r in records if r["status"] == 200 and r["endpoint"] == "chat")
-    fixable = policy_message(
+    fixable = v1_message(
         record,
         "call-7",
         model=False,

@@ -95,7 +95,14 @@ def test_batch_end_to_end_through_the_exporter(
     for i, record in enumerate(picked):
         unit = list(units)[i % 3]
         bodies.append(
-            v1_message(record, f"call-{i}", businessUnit=unit, subscriptionId=units[unit])
+            v1_message(
+                record,
+                f"call-{i}",
+                model=False,
+                usage=False,
+                businessUnit=unit,
+                subscriptionId=units[unit],
+            )
         )
         usage = record["usage"]
         prompt = usage.get("prompt_tokens", usage.get("input_tokens"))

@@ -6,9 +6,12 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from chargeback.errors import MalformedMessage, MessageTooLarge, UnidentifiableMessage
-from chargeback.gateway import mask_key, parse_gateway_message
+from chargeback.gateway import _V1, _from_v1, _v1_fast, mask_key, parse_gateway_message
 from chargeback.receive import RawMessage
 
 V1 = {
@@ -139,3 +142,57 @@ def test_cut_inside_a_multibyte_character() -> None:
     call = parse(body[:-6])  # ends in the middle of a two-byte "é"
     assert call.truncated is True
     assert set(call.response_body or "") == {"é"}
+
+
+# --- The v1 fast path gives exactly what pydantic gives ------------------------------------
+
+ODD_VALUES = [
+    None,
+    0,
+    1,
+    -1,
+    200,
+    1000,
+    2**63,
+    1.0,
+    True,
+    "",
+    "x",
+    "200",
+    "x" * 300,
+    "x" * 9000,
+    {},
+    [],
+    {"prompt_tokens": 1},
+    "2026-11-20T10:00:00Z",
+    "2026-11-20T10:00:00.1234567Z",
+    "2026-13-20T10:00:00Z",
+    "2026-11-20T10:00:00+01:00",
+    "2026-11-20 10:00:00Z",
+    1767225600,
+]
+FIELD_NAMES = [*V1, "usage", "model", "method", "clientIp"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    changes=st.lists(
+        st.tuples(st.sampled_from(FIELD_NAMES), st.sampled_from([*ODD_VALUES, "<drop>"])),
+        max_size=3,
+    ),
+    truncated=st.booleans(),
+)
+def test_fast_path_equals_pydantic(changes: list[tuple[str, object]], truncated: bool) -> None:
+    fields = dict(V1)
+    for name, value in changes:
+        if value == "<drop>":
+            fields.pop(name, None)
+        else:
+            fields[name] = value
+    fast = _v1_fast(fields, truncated)
+    try:
+        slow = _from_v1(_V1.model_validate(fields), truncated)
+    except ValidationError:
+        assert fast is None  # what pydantic refuses, the fast path must leave to pydantic
+        return
+    assert fast is None or fast == slow

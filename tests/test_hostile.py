@@ -10,10 +10,10 @@ import json
 from typing import Any
 
 import pytest
-from accounting import assert_accounted, policy_fields
+from accounting import assert_accounted
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from messages import load_records
+from messages import load_records, v1_fields
 
 from chargeback import jsontext
 from chargeback.deadletter import MemoryDeadLetters
@@ -67,7 +67,7 @@ def _process(*bodies: bytes) -> list[Outcome]:
 
 def _real(index: int, **kw: Any) -> dict[str, Any]:
     record = RECORDS[index % len(RECORDS)]
-    return policy_fields(record, f"req-{index}", **kw)
+    return v1_fields(record, f"req-{index}", **kw)
 
 
 records = st.integers(min_value=0, max_value=len(RECORDS) - 1)

@@ -50,7 +50,9 @@ def test_the_first_identity_in_the_order_that_the_map_knows_decides(
         "CostCenter": "CC-1001",
         "IdentitySource": "appId",
     }
-    by_subscription = PayerResolver(resolver.map, ("subscriptionId", "appId", "productId", "appKey"))
+    by_subscription = PayerResolver(
+        resolver.map, ("subscriptionId", "appId", "productId", "appKey")
+    )
     assert by_subscription.payer(finance).business_unit == "marketing"
     assert by_subscription.payer(finance).source == "subscriptionId"
 
@@ -111,7 +113,10 @@ def test_a_masked_key_can_be_mapped(resolver: PayerResolver) -> None:
 
 
 def test_map_entries_the_identity_order_leaves_out_fail_fast() -> None:
-    with pytest.raises(ConfigurationError, match="CHARGEBACK_IDENTITY_ORDER=appId,subscriptionId,productId leaves out appKey"):
+    with pytest.raises(
+        ConfigurationError,
+        match="CHARGEBACK_IDENTITY_ORDER=appId,subscriptionId,productId leaves out appKey",
+    ):
         PayerResolver.from_settings(load_settings(identity_map_file=SAMPLE_MAP))
 
 
@@ -162,7 +167,8 @@ def test_the_identity_order_setting_is_checked(monkeypatch: pytest.MonkeyPatch) 
 
 def test_events_carry_who_pays_and_what_it_costs() -> None:
     settings = load_settings(
-        identity_map_file=SAMPLE_MAP, identity_order=("appId", "subscriptionId", "productId", "appKey")
+        identity_map_file=SAMPLE_MAP,
+        identity_order=("appId", "subscriptionId", "productId", "appKey"),
     )
     sink = MemorySink()
     processor = Processor(settings, sink, MemoryDeadLetters())

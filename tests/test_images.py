@@ -66,7 +66,38 @@ def test_unreadable_images_have_no_size() -> None:
         ("gpt-4.1-mini", 1800, 2400, "high", 2353),
         ("gpt-4.1-nano", 540, 360, "high", 502),  # 17×12 patches × 2.46, recorded call 256
         ("o4-mini", 64, 64, "low", 7),  # 4 patches × 1.72; low is not cheaper for patches
+        # 15×10 = 150 patches × 1.62 = 243 exactly (243.00000000000003 in floating point)
+        ("gpt-4.1-mini", 480, 320, "high", 243),
     ],
 )
 def test_image_tokens(model: str, width: int, height: int, detail: Any, tokens: int) -> None:
     assert image_tokens(image_rule(model), width, height, detail) == tokens
+
+
+@pytest.mark.parametrize(
+    ("model", "width", "height", "api", "tokens"),
+    [
+        # gpt-5 small models as billed: the pricing-page multipliers and a wrapper of 8 (chat)
+        # or 7 (Responses) per image. The community thread t/1377015 measured a 432-patch image
+        # (here 576×768 = 18×24) at 527 / 526 (1.2) and 656 / 655 (1.5).
+        ("gpt-5-mini", 576, 768, "chat", 519 + 8),  # ceil(432 × 1.2) = 519
+        ("gpt-5-mini", 576, 768, "responses", 519 + 7),
+        ("gpt-5-nano", 576, 768, "chat", 648 + 8),  # 432 × 1.5 = 648
+        ("gpt-5-nano", 576, 768, "responses", 648 + 7),
+        ("gpt-5.4-mini", 576, 768, "chat", 519 + 8),
+        ("gpt-5.4-nano", 576, 768, "chat", 519 + 8),
+        # the recorded gpt-5-mini images (records 71, 99, 180 and 156, 237)
+        ("gpt-5-mini-2025-08-07", 597, 566, "chat", 411 + 8),  # 19×18 = 342; ceil(410.4)
+        ("gpt-5-mini-2025-08-07", 400, 301, "chat", 156 + 8),  # 13×10 = 130; 156
+        # no wrapper for the models of the guide's own table
+        ("gpt-4.1-nano", 540, 360, "responses", 502),
+        ("gpt-4o", 1024, 1024, "responses", 85 + 170 * 4),
+    ],
+)
+def test_image_tokens_with_wrapper(
+    model: str, width: int, height: int, api: Any, tokens: int
+) -> None:
+    assert image_tokens(image_rule(model), width, height, "high", api) == tokens
+    # detail low does not make a patch image cheaper
+    if image_rule(model).multiplier:
+        assert image_tokens(image_rule(model), width, height, "low", api) == tokens

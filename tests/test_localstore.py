@@ -4,6 +4,7 @@ envelopes, and the Application Insights column names."""
 from __future__ import annotations
 
 import gzip
+import http.client
 import json
 import urllib.request
 from typing import Any
@@ -31,9 +32,11 @@ def _envelope(request_id: str, sample_rate: float = 100.0) -> dict[str, Any]:
     }
 
 
-def _post(store: LocalStore, body: bytes, **headers: str) -> tuple[int, dict[str, Any]]:
+def _post(
+    store: LocalStore, body: bytes, path: str = "/v2.1/track", **headers: str
+) -> tuple[int, dict[str, Any]]:
     request = urllib.request.Request(
-        f"http://127.0.0.1:{store.port}/v2.1/track", data=body, headers=headers, method="POST"
+        f"http://127.0.0.1:{store.port}{path}", data=body, headers=headers, method="POST"
     )
     with urllib.request.urlopen(request, timeout=5) as response:
         return response.status, json.loads(response.read())
@@ -102,6 +105,22 @@ def test_accepts_plain_gzip_and_newline_delimited(local_store: LocalStore) -> No
             "2026-11-20 10:00:00.123",
         ),
     ]
+
+
+def test_a_doubled_slash_and_a_wrong_path_on_one_kept_alive_connection(
+    local_store: LocalStore,
+) -> None:
+    """The exporter posts to //v2.1/track when the endpoint ends in a slash; a 404 must not leave
+    the request's body unread on a connection that is kept alive."""
+    connection = http.client.HTTPConnection("127.0.0.1", local_store.port, timeout=5)
+    body = json.dumps([_envelope("x")]).encode()
+    connection.request("POST", "/nowhere", body=body)
+    missing = connection.getresponse()
+    assert (missing.status, missing.read()[:10]) == (404, b'{"error": ')
+    connection.request("POST", "//v2.1/track", body=body)
+    found = connection.getresponse()
+    assert (found.status, json.loads(found.read())["itemsAccepted"]) == (200, 1)
+    connection.close()
 
 
 def test_table_has_application_insights_columns(local_store: LocalStore) -> None:

@@ -9,7 +9,8 @@ import logging
 from typing import Any
 
 import pytest
-from accounting import assert_accounted, policy_message
+from accounting import assert_accounted
+from messages import v1_message
 
 from chargeback import tokens
 from chargeback.deadletter import DeadLetter, MemoryDeadLetters
@@ -22,7 +23,7 @@ from chargeback.settings import Settings, load_settings
 
 def _good(records: list[dict[str, Any]], n: int) -> list[bytes]:
     chosen = [r for r in records if r["status"] == 200 and r["usage"]][:n]
-    return [policy_message(r, f"good-{i}") for i, r in enumerate(chosen)]
+    return [v1_message(r, f"good-{i}") for i, r in enumerate(chosen)]
 
 
 def _bad(records: list[dict[str, Any]]) -> dict[str, tuple[bytes, str, str]]:
@@ -34,14 +35,14 @@ def _bad(records: list[dict[str, Any]]) -> dict[str, tuple[bytes, str, str]]:
         "array": (b"[1, 2, 3]", "dead-lettered", "malformed"),
         "no-shape": (b'{"hello": "world"}', "dead-lettered", "malformed"),
         "wrong-type": (
-            policy_message(ok, "bad-type", statusCode="two hundred"),
+            v1_message(ok, "bad-type", statusCode="two hundred"),
             "dead-lettered",
             "malformed",
         ),
         "cut": (b'{"version": 1, "requestId": "cut-1", "timest', "dead-lettered", "unidentifiable"),
         "too-large": (b" " * 4096 + b"{}", "dead-lettered", "too-large"),
         "unknown-model": (
-            policy_message(
+            v1_message(
                 ok,
                 "unknown-model",
                 model=False,
@@ -53,10 +54,10 @@ def _bad(records: list[dict[str, Any]]) -> dict[str, tuple[bytes, str, str]]:
             "dead-lettered",
             "unknown-model",
         ),
-        "failed-call": (policy_message(failed, "failed-1"), "skipped", "status-400"),
-        "get": (policy_message(ok, "get-1", method="GET"), "skipped", "method-GET"),
+        "failed-call": (v1_message(failed, "failed-1"), "skipped", "status-400"),
+        "get": (v1_message(ok, "get-1", method="GET"), "skipped", "method-GET"),
         "not-billable": (
-            policy_message(
+            v1_message(
                 ok,
                 "models-1",
                 url="https://gw/openai/models",
@@ -141,7 +142,7 @@ def test_a_bug_dead_letters_the_message_without_quoting_it(
 def test_each_batch_logs_its_counts(
     small: Settings, records: list[dict[str, Any]], caplog: pytest.LogCaptureFixture
 ) -> None:
-    bodies = [*_good(records, 2), b"nope", policy_message(records[0], "x", statusCode=404)]
+    bodies = [*_good(records, 2), b"nope", v1_message(records[0], "x", statusCode=404)]
     with caplog.at_level(logging.INFO, logger="chargeback"):
         _run(small, bodies)
     summary = [r.getMessage() for r in caplog.records if "chargeback batch" in r.getMessage()]

@@ -56,7 +56,9 @@ def test_reported_usage_is_reproduced_exactly(via: str) -> None:
                 f"https://gw.contoso.com/openai/deployments/my-deployment/{path}"
                 "?api-version=2024-10-21"
             )
-        messages.append(RawMessage(v1_message(record, f"rec-{i}", **overrides)))
+        messages.append(
+            RawMessage(v1_message(record, f"rec-{i}", model=False, usage=False, **overrides))
+        )
     report = processor.process_batch(messages)
 
     assert (

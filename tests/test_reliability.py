@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from accounting import assert_accounted, policy_message, reported_tokens
+from accounting import assert_accounted
 from ingestion import FaultyIngestion, serve
+from messages import reported_tokens, v1_message
 
 from chargeback.cli import run_batches
 from chargeback.deadletter import MemoryDeadLetters
@@ -78,7 +79,7 @@ def _workload(records: list[dict[str, Any]], n: int) -> tuple[list[bytes], dict[
     expected: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     for i, record in zip(range(n), itertools.cycle(billable), strict=False):
         unit = units[i % 3]
-        bodies.append(policy_message(record, f"call-{i}", businessUnit=unit))
+        bodies.append(v1_message(record, f"call-{i}", businessUnit=unit))
         prompt, completion, total = reported_tokens(record["usage"])
         row = expected[unit]
         row[0] += 1
@@ -86,7 +87,7 @@ def _workload(records: list[dict[str, Any]], n: int) -> tuple[list[bytes], dict[
         row[2] += completion
         row[3] += total
         if i % 97 == 0:
-            bodies.append(policy_message(failed[i % len(failed)], f"failed-{i}"))  # skipped
+            bodies.append(v1_message(failed[i % len(failed)], f"failed-{i}"))  # skipped
         if i % 89 == 0:
             bodies.append(b'{"version": 1, "requestId": "cut-' + str(i).encode())  # dead letter
         if i % 50 == 0 and i:

@@ -12,9 +12,10 @@ import uuid
 from typing import Any
 
 import pytest
-from accounting import assert_accounted, policy_fields
+from accounting import assert_accounted
 from azure.storage.blob import ContainerClient
 from ingestion import FaultyIngestion, serve
+from messages import v1_fields
 from services import Azurite
 
 from chargeback.deadletter import BlobDeadLetters
@@ -58,7 +59,7 @@ def _messages(records: list[dict[str, Any]]) -> list[bytes]:
         "Ocp-Apim-Subscription-Key": KEY,
         "api-key": API_KEY,
     }
-    v1 = policy_fields(
+    v1 = v1_fields(
         record,
         "secret-1",
         headers=headers,
@@ -66,7 +67,7 @@ def _messages(records: list[dict[str, Any]]) -> list[bytes]:
         requestBody=json.dumps(request),
         responseBody=json.dumps(response),
     )
-    stream = policy_fields(
+    stream = v1_fields(
         record,
         "secret-2",
         usage=False,

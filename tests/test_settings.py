@@ -11,7 +11,7 @@ from chargeback.settings import load_settings
 def test_defaults() -> None:
     settings = load_settings()
     assert settings.deployment_models == {}
-    assert settings.identity_order == ("appId", "subscriptionId", "productId", "appKey")
+    assert settings.identity_order == ("appId", "subscriptionId", "productId")
 
 
 def test_values_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -131,7 +131,7 @@ def test_responses_instructions_input_and_server_state() -> None:
     # 3 priming + (3 + "developer" 1 + 3) + (3 + "user" 1 + "Hi" 1)
     assert count_text("developer", O200K) == 1
     assert counts.prompt == 15
-    assert "previous-response-unseen" in counts.notes
+    assert "context-invisible" in counts.notes
 
 
 # --- Recorded calls: the estimate must equal what the API reported --------------------------
@@ -161,11 +161,26 @@ def test_recorded_calls_exact(
     assert (counts.prompt, counts.completion) == (prompt, completion)
 
 
-def test_recorded_image_call(records: list[dict[str, Any]]) -> None:
-    # gpt-4.1-nano, a 540×360 JPEG at detail auto: 502 image tokens; reported 515, estimated 514.
-    counts = estimate(_recorded(records[256]), "gpt-4.1-nano-2025-04-14")
-    assert counts.prompt == 514
-    assert records[256]["usage"]["prompt_tokens"] == 515
+@pytest.mark.parametrize(
+    ("index", "estimated"),
+    [
+        # gpt-5-mini, images in a user message after a tool result: 1.2 per patch, rounded up,
+        # + 8 around the image (pricing-page multiplier; t/1377015). Exact on all five.
+        (71, 602),  # 597×566: 19×18 = 342 patches, ceil(410.4) + 8 = 419 image tokens
+        (99, 585),  # the same image, after another tool result
+        (180, 572),  # the same image alone in its message
+        (156, 334),  # 400×301: 13×10 = 130 patches, 156 + 8 = 164 image tokens
+        (237, 317),  # the same image alone in its message
+        # gpt-4.1-nano, 540×360 at detail auto: ceil(17×12 × 2.46) = 502 image tokens; the
+        # call reports 515 against 514 (the published rule is kept, see chargeback.images).
+        (256, 514),
+    ],
+)
+def test_recorded_image_calls(records: list[dict[str, Any]], index: int, estimated: int) -> None:
+    record = records[index]
+    counts = estimate(_recorded(record), record["model"])
+    assert counts.prompt == estimated
+    assert record["usage"]["prompt_tokens"] == (515 if index == 256 else estimated)
 
 
 def test_response_format_schema_is_approximate(records: list[dict[str, Any]]) -> None:
@@ -174,3 +189,90 @@ def test_response_format_schema_is_approximate(records: list[dict[str, Any]]) ->
     assert (counts.prompt, record["usage"]["prompt_tokens"]) == (176, 160)
     assert "response-format-approximate" in counts.notes
     assert json.dumps(counts.notes).count("approximate") == 1
+
+
+# --- Completion-side rules (recorded calls, hand-checked arithmetic) -------------------------
+
+
+@pytest.mark.parametrize(
+    ("index", "completion"),
+    [
+        (49, 8),  # gpt-4o-mini, tool_choice names the function: arguments 7 + 1, no name
+        (418, 11),  # gpt-4o, "required" with one function tool: arguments 10 + 1
+        (286, 15),  # gpt-4o, json_schema reply: text 10 + 5
+        (306, 20),  # o1-mini: "The capital of France is **Paris**." 9 + reply 11
+        (431, 5),  # gpt-5 Responses, no reasoning item: text 1 + 4
+        (441, 7),  # gpt-5 Responses, reasoning item + message: text 1 + 4 + 2
+        # gpt-5.5, reasoning item 2, preamble message 13 + 4 + 3 (commentary channel and the
+        # next item's <|start|>assistant), then get_capital: 7 + name 3 + arguments 7 + 4
+        (421, 2 + 13 + 4 + 3 + 7 + 3 + 7 + 4),
+    ],
+)
+def test_recorded_completion_rules(
+    records: list[dict[str, Any]], index: int, completion: int
+) -> None:
+    record = records[index]
+    reported = usage_from_api(record["usage"])
+    assert reported is not None
+    assert reported.completion - reported.reasoning == completion
+    assert estimate(_recorded(record), record["model"]).completion == completion
+
+
+def test_visible_reasoning_is_counted_and_reported_as_reasoning(
+    records: list[dict[str, Any]],
+) -> None:
+    # gpt-oss-120b (Cerebras) shows message.reasoning: 9 text + 17 reasoning + reply 1 + 9.
+    counts = estimate(_recorded(records[274]), "gpt-oss-120b")
+    assert (counts.completion, counts.reasoning) == (36, 17)
+    assert records[274]["usage"]["completion_tokens"] == 36
+
+
+def test_forced_function_reply_hand_checked() -> None:
+    request = {"messages": [], "tool_choice": {"type": "function", "function": {"name": "f"}}}
+    reply = Choice(tool_calls=[["f", '{"location":"Seattle, WA"}']])
+    counts = estimate(_exchange("chat.completion", request, c0=reply), "gpt-4o")
+    assert counts.completion == 7 + 1  # the arguments and the end token only
+
+
+def test_hidden_reasoning_and_server_side_output_are_flagged() -> None:
+    reply = Choice(text=["Paris"], hidden_reasoning=1, builtin_calls=[["compaction", ""]])
+    counts = estimate(_exchange("responses", {"input": "Hi"}, c0=reply), "gpt-5-mini")
+    # "Paris" 1 + message 4 + reasoning item header 2; compaction: nothing the body shows
+    assert counts.completion == 1 + 4 + 2
+    assert {"reasoning-remainder-unseen", "compaction-output"} <= set(counts.notes)
+    coded = Choice(builtin_calls=[["code_interpreter_call", "print(1)"]])
+    counts = estimate(_exchange("responses", {"input": "Hi"}, c0=coded), "gpt-5")
+    assert counts.completion == 4 + 8 + 4  # code 4 + code interpreter call 8 + reply 4
+    assert "server-tool-output" in counts.notes
+    # gpt-5.2 and later report reasoning_tokens exactly: no remainder to flag.
+    later = estimate(_exchange("responses", {"input": "Hi"}, c0=reply), "gpt-5.2")
+    assert "reasoning-remainder-unseen" not in later.notes
+
+
+def test_responses_output_items_are_parsed(records: list[dict[str, Any]]) -> None:
+    exchange = _recorded(records[440])  # reasoning, code_interpreter_call, reasoning, message
+    choices = list(exchange.choices.values())
+    assert sum(c.hidden_reasoning for c in choices) == 2  # summaries are not the reasoning
+    assert [k for c in choices for k, _ in c.builtin_calls] == ["code_interpreter_call"]
+    streamed = _recorded(records[423])  # gpt-oss: reasoning_text parts are reasoning, not text
+    assert sum(count_text("".join(c.reasoning), O200K) for c in streamed.choices.values()) == 26
+    assert "".join(t for c in streamed.choices.values() for t in c.text) == "4"
+
+
+def test_a_preamble_message_costs_its_channel_switch() -> None:
+    preamble = Choice(text=["Checking."])  # 2 tokens
+    call = Choice(tool_calls=[["f", "{}"]])  # name 1, arguments 1
+    exchange = _exchange("responses", {"input": "Hi"}, c0=preamble, c1=call)
+    # message 2 + 4 + preamble 3; call 7 + 1 + 1 + 4
+    assert estimate(exchange, "gpt-5.5").completion == 2 + 4 + 3 + 7 + 1 + 1 + 4
+    # the last message of a reply is the final answer: no preamble cost
+    final = _exchange("responses", {"input": "Hi"}, c0=call, c1=preamble)
+    assert estimate(final, "gpt-5.5").completion == 7 + 1 + 1 + 4 + 2 + 4
+    # gpt-4o in the Responses API has no harmony channels: 2 + 1 and 7 + 1 + 1 + 1
+    assert estimate(exchange, "gpt-4o").completion == 2 + 1 + 7 + 1 + 1 + 1
+
+
+def test_reasoning_mode_is_flagged() -> None:
+    request = {"input": "Hi", "reasoning": {"mode": "pro"}}
+    counts = estimate(_exchange("responses", request, c0=Choice(text=["Hi"])), "gpt-5.6-sol")
+    assert "reasoning-mode" in counts.notes

@@ -10,7 +10,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import pytest
-from accounting import assert_accounted, policy_fields, reported_tokens
+from accounting import assert_accounted
+from messages import reported_tokens, v1_fields
 
 from chargeback.deadletter import MemoryDeadLetters
 from chargeback.events import ChargebackEvent, MemorySink
@@ -112,7 +113,7 @@ def test_short_chat_message_cut_at_every_length(
     settings: Settings, records: list[dict[str, Any]]
 ) -> None:
     record = _first(records, lambda r: r["endpoint"] == "chat" and not r["stream"] and r["usage"])
-    _check_v1_cuts(Cutter(settings), policy_fields(record), every=1)
+    _check_v1_cuts(Cutter(settings), v1_fields(record), every=1)
 
 
 def test_stream_without_reported_usage_cut_at_every_length(
@@ -120,7 +121,7 @@ def test_stream_without_reported_usage_cut_at_every_length(
 ) -> None:
     """No usage to copy (a stream without include_usage): every bill is an estimate."""
     record = _first(records, lambda r: r["endpoint"] == "chat" and r["stream"] and not r["usage"])
-    seen = _check_v1_cuts(Cutter(settings), policy_fields(record, usage=False), every=1)
+    seen = _check_v1_cuts(Cutter(settings), v1_fields(record, usage=False), every=1)
     assert seen["emitted"] > seen["dead-lettered"]
 
 
@@ -135,7 +136,7 @@ def test_cut_inside_a_multibyte_character(
             "messages": [{"role": "user", "content": "Grüße, 你好, ça va? 🙂 " * 4}],
         },
     }
-    _check_v1_cuts(Cutter(settings), policy_fields(record), every=1, ascii_only=False)
+    _check_v1_cuts(Cutter(settings), v1_fields(record), every=1, ascii_only=False)
 
 
 @pytest.mark.parametrize(
@@ -155,7 +156,7 @@ def test_long_messages_cut_densely(
             and 2000 < _size(r) < 12000
         ),
     )
-    _check_v1_cuts(Cutter(settings), policy_fields(record, usage=usage), every=7)
+    _check_v1_cuts(Cutter(settings), v1_fields(record, usage=usage), every=7)
 
 
 def test_cut_inside_the_response_usage_is_not_billed_as_usage(
@@ -164,7 +165,7 @@ def test_cut_inside_the_response_usage_is_not_billed_as_usage(
     """A cut inside the response body's own usage object must not bill a partial usage (e.g.
     prompt tokens only): the call is estimated and flagged instead."""
     record = _first(records, lambda r: r["endpoint"] == "chat" and not r["stream"] and r["usage"])
-    text = json.dumps(policy_fields(record, usage=False))
+    text = json.dumps(v1_fields(record, usage=False))
     inside = text.index('\\"completion_tokens\\"')
     cutter = Cutter(settings)
     outcome, event = cutter.run(text.encode(), inside + 5)
