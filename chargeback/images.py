@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import math
 import struct
 from dataclasses import dataclass
@@ -91,8 +92,16 @@ _MAX_PATCHES = 1536
 
 
 def image_rule(model: str) -> ImageRule:
+    # Asked per estimated message, of few distinct names; a long one is not kept.
+    return _image_rule(model) if len(model) <= 256 else _find_image_rule(model)
+
+
+def _find_image_rule(model: str) -> ImageRule:
     name = model.strip().lower().rsplit("/", 1)[-1]
     return next((rule for prefix, rule in IMAGE_RULES if name.startswith(prefix)), _DEFAULT_RULE)
+
+
+_image_rule = functools.lru_cache(maxsize=1024)(_find_image_rule)
 
 
 def image_tokens(

@@ -485,7 +485,9 @@ def _split_stream(body: str) -> tuple[list[Any], bool, str] | None:
     """
     if "\r" in body:
         return None
-    text = _EVENT_LINE.sub("", "\n" + body)[1:] if "event:" in body else body
+    # Only a line that starts with "event:" is removed (a search for "\nevent:" is the faster).
+    event_lines = body.startswith("event:") or "\nevent:" in body
+    text = _EVENT_LINE.sub("", "\n" + body)[1:] if event_lines else body
     end = text.rfind("\n\n") + 2
     if end < 2:
         return [], False, text
@@ -498,12 +500,19 @@ def _split_stream(body: str) -> tuple[list[Any], bool, str] | None:
         return [], done, rest
     if not head.startswith("data:"):
         return None
+    events = head[5:-2]
+    joined = events.replace("\n\ndata:", ",")
     try:
-        chunks = jsontext.loads("[" + head[5:-2].replace("\n\ndata:", ",") + "]")
+        chunks = jsontext.loads("[" + joined + "]")
     except ValueError:
         return None
+    if not isinstance(chunks, list):
+        return None
     # One chunk per event and no line but the data lines, or the layout was not the usual one.
-    if not isinstance(chunks, list) or head.count("\n") != 2 * len(chunks):
+    # Each event after the first put one comma for 7 characters in `joined`: with no line left
+    # in it and as many events as chunks, the count below holds; only otherwise is it made.
+    one_each = "\n" not in joined and 6 * (len(chunks) - 1) == len(events) - len(joined)
+    if not one_each and head.count("\n") != 2 * len(chunks):
         return None
     return chunks, done, rest
 
@@ -563,8 +572,9 @@ def _read_chunk(chunk: dict[str, Any], exchange: Exchange) -> None:
 
 
 def _read_chunks(chunks: list[Any], exchange: Exchange) -> None:
-    """`_read_chunk` on each chunk, the usual one (a chat chunk after the model is known: one
-    choice whose delta holds only its text) in the fewest steps."""
+    """`_read_chunk` on each chunk, the usual ones (a chat chunk after the model is known: one
+    choice, already seen, whose delta holds only its text, or only more of one tool call's
+    arguments) in the fewest steps."""
     known = exchange.choices
     for chunk in chunks:
         if type(chunk) is not dict:
@@ -586,12 +596,40 @@ def _read_chunks(chunks: list[Any], exchange: Exchange) -> None:
                     and type(delta) is dict
                     and len(delta) == 1
                 ):
-                    content = delta.get("content")
                     target = known.get(index)
-                    if type(content) is str and target is not None:
-                        target.text.append(content)
-                        continue
+                    if target is not None:
+                        content = delta.get("content")
+                        if type(content) is str:
+                            target.text.append(content)
+                            continue
+                        calls = delta.get("tool_calls")
+                        if (
+                            type(calls) is list
+                            and len(calls) == 1
+                            and _more_of_call(calls[0], target)
+                        ):
+                            continue
         _read_chunk(chunk, exchange)
+
+
+def _more_of_call(call: Any, target: Choice) -> bool:
+    """`_read_message_delta` of a delta that holds only ``call``, when ``call`` adds to a tool
+    call already begun (its index in range, its function an object); False, with nothing done,
+    otherwise."""
+    if type(call) is not dict:
+        return False
+    slot, function = call.get("index"), call.get("function")
+    if (
+        type(slot) is not int
+        or not 0 <= slot < _MAX_CHOICES
+        or slot >= len(target.tool_calls)
+        or type(function) is not dict
+    ):
+        return False
+    pair = target.tool_calls[slot]
+    pair[0] += _str(function.get("name"))
+    pair[1] += _str(function.get("arguments"))
+    return True
 
 
 _RESPONSES_END = ("response.completed", "response.incomplete", "response.failed")

@@ -144,6 +144,15 @@ MODEL_ENCODINGS: tuple[tuple[str, str], ...] = (
 
 def encoding_name_for_model(model: str) -> str | None:
     """The encoding of a model name (dated or not), or None if the model is not known."""
+    # Asked per message, of few distinct names; a long one (not a model's) is not kept.
+    return _encoding_name(model) if len(model) <= _CACHED_NAME else _find_encoding_name(model)
+
+
+#: Model names up to this length are remembered (bounded, so that hostile names cost little).
+_CACHED_NAME = 256
+
+
+def _find_encoding_name(model: str) -> str | None:
     name = model.strip().lower()
     if "/" in name:  # "openai/gpt-oss-20b" and other provider-prefixed names
         name = name.rsplit("/", 1)[1]
@@ -153,6 +162,9 @@ def encoding_name_for_model(model: str) -> str | None:
         if prefix.endswith(("-", ".")) and name.startswith(prefix):
             return encoding
     return None
+
+
+_encoding_name = functools.lru_cache(maxsize=1024)(_find_encoding_name)
 
 
 @functools.cache
@@ -345,8 +357,15 @@ _DEFAULT_CHAT = ChatRule()
 
 
 def chat_rule(model: str) -> ChatRule:
+    return _chat_rule(model) if len(model) <= _CACHED_NAME else _find_chat_rule(model)
+
+
+def _find_chat_rule(model: str) -> ChatRule:
     name = model.strip().lower().rsplit("/", 1)[-1]
     return next((rule for prefix, rule in CHAT_RULES if name.startswith(prefix)), _DEFAULT_CHAT)
+
+
+_chat_rule = functools.lru_cache(maxsize=1024)(_find_chat_rule)
 
 
 # What an image given by URL (size unknown offline) is billed as, per CHARGEBACK_IMAGE_URL_POLICY.
