@@ -319,14 +319,17 @@ def build_event(
     extra: Mapping[str, str] | None = None,
     measurements: Mapping[str, float] | None = None,
 ) -> ChargebackEvent:
-    """The event of CONTRACTS §2 for one billable call. Holds no key and no content."""
-    # Runs once per event: only the keys that have a value are written, in the order of
-    # `_DIMENSIONS`, and `extra` then overrides or adds, as `_build_event_dimensions` does.
+    """The event of CONTRACTS §2 for one billable call. Holds no key and no content.
+
+    Only dimensions with a value are written; ``extra`` (who pays, the price) then sets or, with
+    an empty value, removes keys.
+    """
+    # Runs once per event: each key is written directly rather than built and then filtered.
     dimensions: dict[str, str] = {"RequestId": call.request_id} if call.request_id else {}
     dimensions["Timestamp"] = iso_utc(call.timestamp)
     if exchange.operation:
         dimensions["ApiOperation"] = exchange.operation
-    dimensions["Stream"] = "true" if exchange.stream else "false"
+    dimensions["Stream"] = _flag(exchange.stream)
     for key, value in (
         ("AppKey", call.app_key),
         ("SubscriptionId", call.subscription_id),
@@ -343,22 +346,21 @@ def build_event(
         ("Region", call.region),
         ("StatusCode", None if call.status_code is None else str(call.status_code)),
         ("TokenSource", counts.source),
+        ("MessageShape", call.shape),
+        ("Estimate", ",".join(counts.notes)),
     ):
         if value:
             dimensions[key] = value
     truncated = call.truncated or exchange.request_truncated or exchange.response_truncated
-    dimensions["Truncated"] = "true" if truncated else "false"
-    if call.shape:
-        dimensions["MessageShape"] = call.shape
+    dimensions["Truncated"] = _flag(truncated)
     dimensions["PromptTokens"] = str(counts.prompt)
     dimensions["CompletionTokens"] = str(counts.completion)
     dimensions["TotalTokens"] = str(counts.total)
-    if counts.notes:
-        estimate = ",".join(counts.notes)
-        if estimate:
-            dimensions["Estimate"] = estimate
-    if extra and not _add_extra(dimensions, extra):
-        return _general_event(call, exchange, counts, model, extra=extra, measurements=measurements)
+    for key, extra_value in (extra or {}).items():
+        if extra_value:
+            dimensions[key] = extra_value
+        else:
+            dimensions.pop(key, None)
     values: dict[str, float] = {
         "PromptTokens": float(counts.prompt),
         "CompletionTokens": float(counts.completion),
@@ -369,109 +371,6 @@ def build_event(
     if measurements:
         values.update(measurements)
     return ChargebackEvent(call.timestamp, dimensions, values)
-
-
-def _add_extra(dimensions: dict[str, str], extra: Mapping[str, str]) -> bool:
-    """``extra`` over ``dimensions`` (an empty value removes the key). False, and ``dimensions``
-    unfinished, when it sets one the call left empty, which must keep its place in the order."""
-    for key, value in extra.items():
-        if key in dimensions:
-            if value:
-                dimensions[key] = value
-            else:
-                del dimensions[key]
-        elif value:
-            if key in _DIMENSIONS:
-                return False
-            dimensions[key] = value
-    return True
-
-
-def _general_event(
-    call: GatewayCall,
-    exchange: Exchange,
-    counts: TokenCounts,
-    model: str | None,
-    *,
-    extra: Mapping[str, str] | None,
-    measurements: Mapping[str, float] | None,
-) -> ChargebackEvent:
-    """`build_event` written out: every dimension in its place, then ``extra`` over them, then
-    the empty ones left out."""
-    truncated = call.truncated or exchange.request_truncated or exchange.response_truncated
-    dimensions: dict[str, str | None] = {
-        "RequestId": call.request_id,
-        "Timestamp": iso_utc(call.timestamp),
-        "ApiOperation": exchange.operation,
-        "Stream": _flag(exchange.stream),
-        "AppKey": call.app_key,
-        "SubscriptionId": call.subscription_id,
-        "SubscriptionName": call.subscription_name,
-        "ProductId": call.product_id,
-        "AppId": call.app_id,
-        "BusinessUnit": call.business_unit,
-        "UserId": call.user_id,
-        "EndUser": call.end_user,
-        "Deployment": exchange.deployment,
-        "Model": model,
-        "ApiVersion": exchange.api_version,
-        "Backend": call.backend_id,
-        "Region": call.region,
-        "StatusCode": None if call.status_code is None else str(call.status_code),
-        "TokenSource": counts.source,
-        "Truncated": _flag(truncated),
-        "MessageShape": call.shape,
-        "PromptTokens": str(counts.prompt),
-        "CompletionTokens": str(counts.completion),
-        "TotalTokens": str(counts.total),
-        "Estimate": ",".join(counts.notes) or None,
-    }
-    dimensions.update(extra or {})
-    values: dict[str, float] = {
-        "PromptTokens": float(counts.prompt),
-        "CompletionTokens": float(counts.completion),
-        "TotalTokens": float(counts.total),
-        "CachedTokens": float(counts.cached),
-        "ReasoningTokens": float(counts.reasoning),
-    }
-    values.update(measurements or {})
-    return ChargebackEvent(
-        timestamp=call.timestamp,
-        dimensions={key: value for key, value in dimensions.items() if value},
-        measurements=values,
-    )
-
-
-#: Every dimension `build_event` writes from the call itself, in order.
-_DIMENSIONS = frozenset(
-    {
-        "RequestId",
-        "Timestamp",
-        "ApiOperation",
-        "Stream",
-        "AppKey",
-        "SubscriptionId",
-        "SubscriptionName",
-        "ProductId",
-        "AppId",
-        "BusinessUnit",
-        "UserId",
-        "EndUser",
-        "Deployment",
-        "Model",
-        "ApiVersion",
-        "Backend",
-        "Region",
-        "StatusCode",
-        "TokenSource",
-        "Truncated",
-        "MessageShape",
-        "PromptTokens",
-        "CompletionTokens",
-        "TotalTokens",
-        "Estimate",
-    }
-)
 
 
 def _flag(value: bool) -> str:
