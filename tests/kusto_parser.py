@@ -26,13 +26,13 @@ class KustoHarnessError(RuntimeError):
     """The harness could not run (node or the npm package missing, check.js failed)."""
 
 
-def ensure_installed() -> str:
+def ensure_installed(library: Path = _LIBRARY) -> str:
     """Return the path of ``node``; raise (never skip) if node or the package is missing."""
     node = shutil.which("node")
     if node is None:
         raise KustoHarnessError(f"`node` is not on PATH; install Node.js 20+, then {INSTALL_HINT}")
-    if not (_LIBRARY / "package.json").is_file():
-        raise KustoHarnessError(f"{_LIBRARY} is missing: {INSTALL_HINT}")
+    if not (library / "package.json").is_file():
+        raise KustoHarnessError(f"{library} is missing: {INSTALL_HINT}")
     return node
 
 

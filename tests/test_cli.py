@@ -93,7 +93,12 @@ def test_replay_into_the_local_store_then_query(tmp_path: Path) -> None:
     assert one_key.returncode == 0, one_key.stderr
     lines = one_key.stdout.splitlines()
     assert lines[0].split() == [
-        "Timestamp", "Stream", "ApiOperation", "PromptTokens", "CompletionTokens", "TotalTokens"
+        "Timestamp",
+        "Stream",
+        "ApiOperation",
+        "PromptTokens",
+        "CompletionTokens",
+        "TotalTokens",
     ]
     assert [line.split()[1:] for line in lines[2:]] == [
         ["true", "chat.completion", "12", "12", "24"]

@@ -5,9 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import kusto_parser
 import pytest
-from kusto_parser import KustoHarnessError, check_kql, format_diagnostics, load_schema
+from kusto_parser import (
+    KustoHarnessError,
+    check_kql,
+    ensure_installed,
+    format_diagnostics,
+    load_schema,
+)
 
 # The two queries of the Azure OpenAI chargeback article, verbatim; <SP4> stands for the four
 # trailing spaces two lines have there (kept out of the source so linters do not strip them).
@@ -119,9 +124,6 @@ def test_schema_file_is_application_insights_custom_events() -> None:
     assert len(columns) == len({c for c, _ in columns}) == 29
 
 
-def test_missing_install_fails_with_npm_ci_hint(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    monkeypatch.setattr(kusto_parser, "_LIBRARY", tmp_path / "absent")
+def test_missing_install_fails_with_npm_ci_hint(tmp_path: Path) -> None:
     with pytest.raises(KustoHarnessError, match=r"npm ci --prefix tests/kusto"):
-        check_kql({"q": "customEvents"})
+        ensure_installed(tmp_path / "absent")

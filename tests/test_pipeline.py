@@ -12,10 +12,9 @@ import pytest
 from accounting import assert_accounted
 from messages import v1_message
 
-from chargeback import tokens
 from chargeback.deadletter import DeadLetter, MemoryDeadLetters
 from chargeback.errors import DeadLetterUnavailable, TelemetryNotAccepted
-from chargeback.events import MemorySink
+from chargeback.events import ChargebackEvent, MemorySink
 from chargeback.pipeline import Processor
 from chargeback.receive import RawMessage
 from chargeback.settings import Settings, load_settings
@@ -121,22 +120,26 @@ def test_one_bad_message_never_affects_the_others(
     assert together.events == alone.events
 
 
-def test_a_bug_dead_letters_the_message_without_quoting_it(
-    settings: Settings, records: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    good = _good(records, 3)
+class BuggySink(MemorySink):
+    """A stage with a bug: its error quotes what it was handling, as real errors do."""
 
-    def broken(*args: Any, **kwargs: Any) -> Any:
+    def emit(self, event: ChargebackEvent) -> None:
         raise KeyError("sk-secret-from-the-message")
 
-    monkeypatch.setattr("chargeback.pipeline.usage_from_api", broken)
-    report, events, dead = _run(settings, good)
+
+def test_a_bug_dead_letters_the_message_without_quoting_it(
+    settings: Settings, records: list[dict[str, Any]]
+) -> None:
+    good = _good(records, 3)
+    dead = MemoryDeadLetters()
+    raws = [RawMessage(body, "1", i) for i, body in enumerate(good)]
+    report = Processor(settings, BuggySink(), dead).process_batch(raws)
+    assert_accounted(report, 3)
     assert [o.reason for o in report.outcomes] == ["internal-error"] * 3
-    assert not events.events
+    assert [letter.raw.body for letter in dead.letters] == good  # kept, byte for byte
     for letter in dead.letters:
         assert letter.detail.startswith("KeyError at ")
         assert "sk-secret" not in letter.detail
-    assert tokens  # the estimator is untouched
 
 
 def test_each_batch_logs_its_counts(
