@@ -123,6 +123,8 @@ class Exchange:
     response_truncated: bool = False
     #: Notes on what could not be read, for the event (never content).
     notes: list[str] = field(default_factory=list)
+    #: A Responses stream reached its terminal event (it has no [DONE] line).
+    responses_finished: bool = False
 
     def choice(self, index: int) -> Choice:
         found = self.choices.get(index)
@@ -443,7 +445,7 @@ def _parse_stream(body: str, exchange: Exchange, read_chunk: _ReadChunk) -> None
                     read_chunk(chunk, exchange)
         if rest and not done:
             done = _read_lines(rest, exchange, read_chunk)
-    if not done and not exchange.response_truncated and not _responses_finished(exchange):
+    if not done and not exchange.response_truncated and not exchange.responses_finished:
         exchange.response_truncated = True
 
 
@@ -515,11 +517,6 @@ def _split_stream(body: str) -> tuple[list[Any], bool, str] | None:
     if not one_each and head.count("\n") != 2 * len(chunks):
         return None
     return chunks, done, rest
-
-
-def _responses_finished(exchange: Exchange) -> bool:
-    # A Responses stream ends with response.completed and has no [DONE] line.
-    return "responses-completed" in exchange.notes
 
 
 def _read_chunk_meta(chunk: dict[str, Any], exchange: Exchange) -> str | None:
@@ -635,18 +632,13 @@ def _more_of_call(call: Any, target: Choice) -> bool:
 _RESPONSES_END = ("response.completed", "response.incomplete", "response.failed")
 
 
-def _read_responses_event(kind: str, event: dict[str, Any], exchange: Exchange) -> None:
-    _read_responses_meta(kind, event, exchange)
-    _read_responses_choices(kind, event, exchange)
-
-
 def _read_responses_meta(kind: str, event: dict[str, Any], exchange: Exchange) -> None:
     exchange.operation = exchange.operation or "responses"
     response = event.get("response")
     if isinstance(response, dict):
         _take_model(response.get("model"), exchange)
         if kind in _RESPONSES_END:
-            exchange.notes.append("responses-completed")
+            exchange.responses_finished = True
             if isinstance(response.get("usage"), dict):
                 exchange.usage = response["usage"]
 

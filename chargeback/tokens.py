@@ -388,7 +388,9 @@ def estimate(
     counter = _Counter(model, image_url_policy)
     prompt = counter.prompt(exchange)
     completion = counter.completion(exchange)
-    notes = counter.notes
+    # What the bodies stage could not read (an unreadable request, a broken stream chunk) makes
+    # the estimate weaker: it says so on the event.
+    notes = [*exchange.notes, *counter.notes]
     if exchange.request is None:
         notes.append("request-missing")
     if exchange.request_truncated or exchange.response_truncated:

@@ -18,6 +18,7 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
+from chargeback_events import fill  # noqa: E402
 from messages import load_records  # noqa: E402
 from services import Azurite, start_azurite  # noqa: E402
 
@@ -42,6 +43,16 @@ def local_store(tmp_path: Path) -> Iterator[LocalStore]:
 def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
     with start_azurite(tmp_path_factory.mktemp("azurite")) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The fixed chargeback event set (tests/chargeback_events.py), sent through the real
+    exporter into a local store, for the query pack and the report."""
+    path = tmp_path_factory.mktemp("chargeback") / "store.duckdb"
+    with LocalStore(path) as local:
+        fill(local)
+    yield path
 
 
 @pytest.fixture(scope="session")

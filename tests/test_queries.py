@@ -5,29 +5,17 @@ tests/chargeback_events.py, written through the real path (Processor, exporter, 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
-from chargeback_events import fill
 from kusto_parser import check_kql, format_diagnostics
 
 from chargeback.kql import run_kql
-from chargeback.localstore import LocalStore
 
 QUERIES = Path(__file__).resolve().parent.parent / "queries"
 OCT = datetime(2026, 10, 1)
 NOV = datetime(2026, 11, 1)
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    path = tmp_path_factory.mktemp("queries") / "store.duckdb"
-    with LocalStore(path) as local:
-        fill(local)
-    yield path
 
 
 def rows(db: Path, name: str, **parameters: Any) -> list[dict[str, Any]]:

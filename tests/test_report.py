@@ -7,11 +7,9 @@ import json
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from chargeback_events import fill
 
 from chargeback import cli
 from chargeback.localstore import LocalStore
@@ -21,14 +19,6 @@ CHROMIUM_HINT = (
     "headless Chromium is needed to check the report's charts: install it with "
     "`apt-get update && apt-get install -y chromium` (Debian package `chromium`)"
 )
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    path = tmp_path_factory.mktemp("report") / "store.duckdb"
-    with LocalStore(path) as local:
-        fill(local)
-    yield path
 
 
 def test_report_prints_the_latest_months_chargeback(

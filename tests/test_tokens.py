@@ -276,3 +276,28 @@ def test_reasoning_mode_is_flagged() -> None:
     request = {"input": "Hi", "reasoning": {"mode": "pro"}}
     counts = estimate(_exchange("responses", request, c0=Choice(text=["Hi"])), "gpt-5.6-sol")
     assert "reasoning-mode" in counts.notes
+
+
+def test_what_the_bodies_could_not_read_is_flagged_on_the_estimate() -> None:
+    from datetime import UTC, datetime
+
+    from chargeback.gateway import GatewayCall
+    from chargeback.openai_bodies import parse_exchange
+
+    chunks = [
+        'data: {"choices": [{"index": 0, "delta": {"content": "Hello"}}]}',
+        "data: {broken",  # a chunk in the middle that does not decode
+        'data: {"choices": [{"index": 0, "delta": {"content": " world"}}]}',
+        "data: [DONE]",
+    ]
+    call = GatewayCall(
+        shape="v1",
+        request_id="r",
+        timestamp=datetime(2026, 11, 20, tzinfo=UTC),
+        url="https://gw/openai/deployments/gpt-4o/chat/completions",
+        request_body='{"messages": [{"role": "user", "content": "Hi"}], "stream": true}',
+        response_body="\n\n".join(chunks) + "\n\n",
+    )
+    counts = estimate(parse_exchange(call), "gpt-4o-2024-08-06")
+    assert "stream-chunk-unreadable" in counts.notes
+    assert counts.completion == 2  # "Hello", " world": what could be read is still counted
