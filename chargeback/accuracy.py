@@ -337,8 +337,13 @@ def _errors(rows: Iterable[Measurement], side: str, reason: str | None = None) -
     return [error for error in found if error is not None]
 
 
-def _fraction(rows: Sequence[Measurement], side: str, limit: int) -> float:
-    errors = _errors(rows, side)
+def _fraction(rows: Sequence[Measurement], side: str, limit: int, every: bool = False) -> float:
+    """Share of errors within ``limit``: over the visible sides, or over ``every`` side."""
+    if every:
+        found = (row.prompt_error if side == "prompt" else row.completion_error for row in rows)
+        errors = [error for error in found if error is not None]
+    else:
+        errors = _errors(rows, side)
     return sum(1 for e in errors if abs(e) <= limit) / len(errors) if errors else 0.0
 
 
@@ -383,6 +388,9 @@ def report(measurements: Sequence[Measurement]) -> Iterator[str]:
         f" completion_exact={_fraction(estimated, 'completion', 0):.4f}"
         f" completion_within1={_fraction(estimated, 'completion', 1):.4f}"
         f" prompt_visible={visible['prompt']} completion_visible={visible['completion']}"
+        # the same two fractions over every estimated call, what the bodies show or not
+        f" prompt_exact_all={_fraction(estimated, 'prompt', 0, every=True):.4f}"
+        f" completion_within1_all={_fraction(estimated, 'completion', 1, every=True):.4f}"
         + "".join(f" excluded[{key}]={count}" for key, count in excluded.items())
     )
 

@@ -23,8 +23,9 @@ calls agree exactly: 597×566 (342 patches) bills ceil(410.4) + 8 = 419 (records
 message after a tool result, alone or after text). With 1.62 they were +136 and +47.
 
 gpt-4.1-nano (records 256 chat, 257 Responses: one 540×360 image, 204 patches) bills one token
-more than ceil(204 × 2.46) = 502 in both APIs. No public source describes a wrapper token for
-the gpt-4.1 family and it is one image, so the published rule stays and those calls stay -1.
+more than ceil(204 × 2.46) = 502, in both APIs: a wrapper of 1 per image, like gpt-5-mini's 8 / 7
+above. No public source states it and it is one image size, so it applies to gpt-4.1-nano only;
+gpt-4.1-mini and o4-mini keep the guide's rule with no wrapper until a recording shows one.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ _GPT5_NANO = ImageRule(multiplier=1.5, wrapper=8, responses_wrapper=7)
 # gpt-5 small models: the OpenAI pricing-page calculator (module doc).
 IMAGE_RULES: tuple[tuple[str, ImageRule], ...] = (
     ("gpt-4.1-mini", ImageRule(multiplier=1.62)),
-    ("gpt-4.1-nano", ImageRule(multiplier=2.46)),
+    ("gpt-4.1-nano", ImageRule(multiplier=2.46, wrapper=1, responses_wrapper=1)),  # measured
     ("gpt-5-mini", _GPT5_MINI),
     ("gpt-5-nano", _GPT5_NANO),
     ("gpt-5.4-mini", _GPT5_MINI),  # measured at 1.2 (t/1377015); the guide lists it as patches

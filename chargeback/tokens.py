@@ -14,8 +14,10 @@ measured with ``python -m chargeback accuracy tests/data/recorded-exchanges.json
 family                 measured choice
 =====================  ==========================================================================
 gpt-4o, 4.1, 4.5       cookbook 3/1/3; tools: TypeScript rendering + 5 (system message present)
-                       or + 9 (none); tool call in history + 0, tool result + 5 + function name,
-                       + 7 per call when parallel; reply tool call + 7 (+ 7 when parallel)
+                       or + 9 (none), + 3 in the Responses API either way; tool call in history
+                       + 0, tool result + 5 + function name (Responses + 3), + 7 per call when
+                       parallel; reply tool call + 7 (+ 7 when parallel)
+every family           a function with parameters and no description: rendering - 1
 o1, o3, o4-mini        priming 2 (one fewer); visible reply overhead 13 (chat), 1 (Responses)
 gpt-5 family           priming 2; tools + 90 without / + 86 with a system message (chat),
                        + 8 (Responses); visible reply overhead 9 (chat), 6 (Responses)
@@ -26,10 +28,17 @@ gpt-3.5-turbo-0301     cookbook: 4 per message, -1 per name
 
 Tools, cookbook vs TypeScript rendering, on the 57 recorded chat calls with tools (one constant
 fitted per family and system-message presence for each): TypeScript 49 exact, 55 within ±2;
-cookbook 43 exact, 49 within ±2. TypeScript is used for every family.
+cookbook 43 exact, 49 within ±2. TypeScript is used for every family. With the Responses and
+undescribed-function rules above, 53 of the 57 are exact and the Responses calls with content in
+view 81% (130 calls; 70% before them). Responses calls recorded in the API's launch week
+(2025-03-27: records 399, 418, 433, 434, 436) bill 18 more for instructions and about 210 more
+for a tool block; every later recording of the same calls matches the rules here, so those five
+stay as they are: the service changed, not the rule.
 
-``response_format`` JSON schemas: compact JSON without ``additionalProperties`` + 1; exact on a
-flat schema, +16 on a nested ``anyOf`` schema, and flagged ``response-format-approximate``.
+``response_format`` JSON schemas: the format's name + compact JSON without
+``additionalProperties``; exact on flat schemas in both APIs (records 286, 327, 328), +17 / +25
+on a nested ``anyOf`` schema (287, 329: no JSON or TypeScript variant tried fits both shapes),
+so every such estimate is flagged ``response-format-approximate``.
 
 Completion side (measured, see the rules' comments): a named tool_choice (or ``required`` with one
 function tool) bills only the arguments + 1; a json_schema text reply + 5 (gpt-4o) / + 3 (gpt-5);
@@ -272,11 +281,19 @@ class ChatRule:
     priming: int = 3  # <|start|>assistant<|message|> that opens the reply
     tools_with_system: int = 5  # tool block appended to an existing system message
     tools_without_system: int = 9  # tool block in a system message of its own
-    responses_tools: int | None = None  # the Responses API's tool block, if unlike chat's
+    #: the Responses API's tool block, whether or not a system message exists (measured: gpt-4o
+    #: and gpt-4.1 records 327, 416, 449, 451, 456 from 2025-06 on were +6 / +2 with chat's 9 / 5)
+    responses_tools: int = 3
     tool_call: int = 0  # per assistant tool call in the history, beyond name and arguments
     tool_result: int = 5  # per tool result, beyond its content and the function's name
+    #: the same for a Responses ``function_call_output`` item (measured: a function_call and its
+    #: output cost 2 more than in chat on every gpt-4o / 4.1 pair, records 328, 402, 417, 450,
+    #: 452, 457, 459); None: as in chat
+    responses_tool_result: int | None = 3
     parallel_call: int = 7  # per call when one message holds several (multi_tool_use wrapper)
-    response_format: int = 1  # a json_schema response format, beyond its rendered schema
+    #: a json_schema response format, beyond its name and rendered schema (measured: records 286
+    #: "result" and 327, 328 "CityLocation" exact with the name's tokens and nothing more)
+    response_format: int = 0
     reply: int = 0  # per reply: visible channel headers of reasoning models
     responses_reply: int = 1  # the same in the Responses API (measured)
     reply_call: int = 7  # per tool call in a reply, beyond name and arguments
@@ -313,6 +330,7 @@ _GPT5 = ChatRule(
     tools_with_system=86,
     tools_without_system=90,
     responses_tools=8,
+    responses_tool_result=None,  # one record with a function_call pair (380), not enough to fit
     reply=9,
     responses_reply=4,
     responses_reasoning_item=2,
@@ -529,9 +547,13 @@ class _Counter:
 
         rule = self.rule
         overhead = rule.tools_with_system if has_system else rule.tools_without_system
-        if api == "responses" and rule.responses_tools is not None:
+        if api == "responses":
             overhead = rule.responses_tools
-        return overhead + self.text(render_functions(functions))
+        # measured: a function with parameters but no description reads one token shorter than
+        # its rendering, in chat and Responses alike (records 271, 272, 304, 305, 348, 401, 402,
+        # 419, 421, 446 were all +1; described ones, and ones without parameters, exact)
+        bare = sum(1 for f in functions if _undescribed_with_parameters(f))
+        return overhead - bare + self.text(render_functions(functions))
 
     def tool_choice(self, choice: Any) -> int:
         # openai-chat-tokens: "none" costs one token; naming a function costs 4 plus the name.
@@ -550,7 +572,8 @@ class _Counter:
         if not isinstance(spec, dict):
             return 0
         self.notes.append("response-format-approximate")
-        return self.rule.response_format + self.text(render_schema(spec.get("schema")))
+        rendered = self.text(render_schema(spec.get("schema")))
+        return self.rule.response_format + self.text(spec.get("name")) + rendered
 
     def responses(self, request: dict[str, Any]) -> int:
         if request.get("previous_response_id") or request.get("conversation"):
@@ -565,7 +588,8 @@ class _Counter:
         if isinstance(items, str):
             items = [{"role": "user", "content": items}]
         total = self.rule.priming + self.rule.preamble
-        has_system = isinstance(request.get("instructions"), str)
+        # Empty instructions are not sent to the model (record 428: +4 with them counted).
+        has_system = isinstance(request.get("instructions"), str) and bool(request["instructions"])
         if has_system:
             total += self.message({"role": "developer", "content": request["instructions"]})
         for item in _list(items):
@@ -593,7 +617,9 @@ class _Counter:
         if kind == "function_call_output":
             output = item.get("output")
             name = self.call_names.get(_str(item.get("call_id")), "")
-            total = self.rule.per_message + 1 + self.rule.tool_result + self.text(name)
+            result = self.rule.responses_tool_result
+            result = self.rule.tool_result if result is None else result
+            total = self.rule.per_message + 1 + result + self.text(name)
             return total + self.content(output)
         if kind == "reasoning":
             self.notes.append("encrypted-reasoning")
@@ -679,6 +705,12 @@ def _json_schema(request: dict[str, Any]) -> bool:
         text.get("format") if isinstance(text, dict) else None
     )
     return isinstance(found, dict) and found.get("type") == "json_schema"
+
+
+def _undescribed_with_parameters(function: dict[str, Any]) -> bool:
+    parameters = function.get("parameters")
+    described = isinstance(function.get("description"), str) and bool(function["description"])
+    return not described and isinstance(parameters, dict) and bool(parameters.get("properties"))
 
 
 def _functions(tools: Any) -> list[dict[str, Any]]:
