@@ -11,9 +11,9 @@ import logging
 import traceback
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from chargeback.deadletter import DeadLetter, DeadLetterSink
 from chargeback.errors import BadMessage, TransientError, UnidentifiableMessage, UnknownModel
@@ -33,8 +33,9 @@ log = logging.getLogger("chargeback")
 OutcomeKind = Literal["emitted", "skipped", "dead-lettered"]
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):
+    """How one message ended. A named tuple: one is made per message."""
+
     kind: OutcomeKind
     reason: str = ""
     request_id: str | None = None
@@ -204,7 +205,7 @@ class Processor:
         notes = [*counts.notes, "message-truncated" if call.truncated else "body-truncated"]
         if call.truncated and call.response_body is None and exchange.operation != "embeddings":
             notes.append("response-missing")
-        return replace(counts, notes=tuple(dict.fromkeys(notes)))
+        return counts._replace(notes=tuple(dict.fromkeys(notes)))
 
 
 def _where(exc: BaseException) -> str:

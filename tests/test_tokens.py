@@ -6,12 +6,22 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from chargeback.accuracy import gateway_message
 from chargeback.gateway import parse_gateway_message
 from chargeback.openai_bodies import Choice, Exchange, parse_exchange
 from chargeback.receive import RawMessage
-from chargeback.tokens import chat_rule, count_text, estimate, get_encoding, usage_from_api
+from chargeback.tokens import (
+    _read_usage,
+    _usual_usage,
+    chat_rule,
+    count_text,
+    estimate,
+    get_encoding,
+    usage_from_api,
+)
 
 O200K = get_encoding("o200k_base")
 CL100K = get_encoding("cl100k_base")
@@ -345,3 +355,32 @@ def test_what_the_bodies_could_not_read_is_flagged_on_the_estimate() -> None:
     counts = estimate(parse_exchange(call), "gpt-4o-2024-08-06")
     assert "stream-chunk-unreadable" in counts.notes
     assert counts.completion == 2  # "Hello", " world": what could be read is still counted
+
+
+_COUNT = st.one_of(
+    st.integers(min_value=-2, max_value=2**53 + 1), st.booleans(), st.none(), st.text(max_size=2)
+)
+_USAGE_KEYS = st.sampled_from(
+    [
+        "prompt_tokens",
+        "completion_tokens",
+        "total_tokens",
+        "input_tokens",
+        "prompt_tokens_details",
+        "completion_tokens_details",
+    ]
+)
+
+
+@given(
+    st.dictionaries(
+        _USAGE_KEYS,
+        st.one_of(
+            _COUNT,
+            st.dictionaries(st.sampled_from(["cached_tokens", "reasoning_tokens"]), _COUNT),
+        ),
+    )
+)
+def test_the_usual_usage_shortcut_reads_as_the_full_read(usage: dict[str, Any]) -> None:
+    fast = _usual_usage(usage)
+    assert fast is None or fast == _read_usage(usage)
