@@ -384,3 +384,18 @@ _USAGE_KEYS = st.sampled_from(
 def test_the_usual_usage_shortcut_reads_as_the_full_read(usage: dict[str, Any]) -> None:
     fast = _usual_usage(usage)
     assert fast is None or fast == _read_usage(usage)
+
+
+def test_the_usual_usage_shortcut_is_taken() -> None:
+    # The property above holds trivially if the shortcut never answers: it does, on the usual form.
+    usage = {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
+    assert _usual_usage({**usage, "prompt_tokens_details": {"cached_tokens": 2}}) == (
+        3,
+        4,
+        7,
+        2,
+        0,
+        "usage",
+        (),
+    )
+    assert _usual_usage({"input_tokens": 3, "output_tokens": 4, "total_tokens": 7}) is None
