@@ -1,7 +1,12 @@
 # The two commands of the README:
 #   make demo   sets everything up, then replays samples/ offline and prints the chargeback
 #   make test   sets everything up, then runs ruff, mypy and pytest
-PYTHON ?= python3
+# Python 3.13: the Functions runtime we pin (azure-functions-runtime) needs 3.13 or newer.
+# Found on PATH as python3.13, else under pyenv; `make PYTHON=/path/to/python3.13` overrides.
+PYTHON ?= $(shell for p in $$(pyenv root 2>/dev/null)/versions/3.13*/bin/python3.13 \
+	$$HOME/.pyenv/versions/3.13*/bin/python3.13 $$(command -v python3.13); do \
+	"$$p" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null \
+	&& { echo "$$p"; break; }; done)
 VENV := .venv
 BIN := $(VENV)/bin
 # The exporter otherwise reports its own usage to Microsoft endpoints.
@@ -29,6 +34,8 @@ chromium:
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
+	@[ -n "$(PYTHON)" ] || { echo "Python 3.13 not found: install it (e.g. pyenv install 3.13) or run make PYTHON=/path/to/python3.13" >&2; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' || { echo "$(PYTHON) is not Python 3.13: run make PYTHON=/path/to/python3.13" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@

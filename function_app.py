@@ -3,6 +3,8 @@
 No logic lives here: declare the trigger, turn events into bytes plus metadata, call the package.
 """
 
+import typing
+
 import azure.functions as func
 
 from chargeback import RawMessage, partition_id, process_batch
@@ -27,7 +29,9 @@ app = func.FunctionApp()
     minimum_interval="00:00:05",
     maximum_interval="00:15:00",
 )
-def chargeback(events: list[func.EventHubEvent]) -> None:
+# typing.List, not list[...]: the runtime's loader accepts a binding annotation only if it is a
+# class or a typing generic (azure_functions_runtime/functions.py, is_generic_type).
+def chargeback(events: typing.List[func.EventHubEvent]) -> None:  # noqa: UP006
     partition = partition_id(events[0].metadata) if events else None
     process_batch(
         RawMessage(
