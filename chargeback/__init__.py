@@ -5,11 +5,21 @@ The package reads as the data flows: `receive` → `gateway` → `openai_bodies`
 `events`, driven by `pipeline.Processor`.
 """
 
-from chargeback.deadletter import (
+from chargeback.bodies.exchange import Exchange, parse_exchange, route
+from chargeback.emit.deadletter import (
     DeadLetter,
     DeadLetterSink,
     DirectoryDeadLetters,
     MemoryDeadLetters,
+)
+from chargeback.emit.event import (
+    EVENT_NAME,
+    AzureMonitorSink,
+    ChargebackEvent,
+    EventSink,
+    JsonlSink,
+    MemorySink,
+    build_event,
 )
 from chargeback.errors import (
     BadMessage,
@@ -23,22 +33,18 @@ from chargeback.errors import (
     UnidentifiableMessage,
     UnknownModel,
 )
-from chargeback.events import (
-    EVENT_NAME,
-    AzureMonitorSink,
-    ChargebackEvent,
-    EventSink,
-    JsonlSink,
-    MemorySink,
-    build_event,
-)
-from chargeback.gateway import GatewayCall, mask_key, parse_gateway_message
-from chargeback.openai_bodies import Exchange, parse_exchange, route
+from chargeback.gateway.message import GatewayCall, mask_key, parse_gateway_message
 from chargeback.pipeline import BatchReport, Outcome, Processor
 from chargeback.receive import RawMessage, partition_id
 from chargeback.runtime import process_batch
 from chargeback.settings import Settings, get_settings, load_settings
-from chargeback.tokens import TokenCounts, count_text, encoding_for_model, estimate, usage_from_api
+from chargeback.tokens.estimate import (
+    TokenCounts,
+    count_text,
+    encoding_for_model,
+    estimate,
+    usage_from_api,
+)
 
 __all__ = [
     "EVENT_NAME",

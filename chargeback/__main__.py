@@ -1,5 +1,5 @@
 import sys
 
-from chargeback.cli import main
+from chargeback.tools.cli import main
 
 sys.exit(main())

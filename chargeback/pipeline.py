@@ -15,16 +15,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, NamedTuple
 
-from chargeback.deadletter import DeadLetter, DeadLetterSink
+from chargeback.billing.identity import PayerResolver
+from chargeback.billing.pricing import Pricing
+from chargeback.bodies.exchange import Exchange, parse_exchange
+from chargeback.emit.deadletter import DeadLetter, DeadLetterSink
+from chargeback.emit.event import ChargebackEvent, EventSink, build_event
 from chargeback.errors import BadMessage, TransientError, UnidentifiableMessage, UnknownModel
-from chargeback.events import ChargebackEvent, EventSink, build_event
-from chargeback.gateway import GatewayCall, parse_gateway_message
-from chargeback.identity import PayerResolver
-from chargeback.openai_bodies import Exchange, parse_exchange
-from chargeback.pricing import Pricing
+from chargeback.gateway.message import GatewayCall, parse_gateway_message
 from chargeback.receive import RawMessage
 from chargeback.settings import Settings
-from chargeback.tokens import TokenCounts, encoding_name_for_model, estimate, usage_from_api
+from chargeback.tokens.estimate import (
+    TokenCounts,
+    encoding_name_for_model,
+    estimate,
+    usage_from_api,
+)
 
 __all__ = ["BatchReport", "Outcome", "Processor"]
 

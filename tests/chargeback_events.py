@@ -35,9 +35,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from chargeback.deadletter import MemoryDeadLetters
-from chargeback.events import AzureMonitorSink
-from chargeback.localstore import LocalStore
+from chargeback.emit.deadletter import MemoryDeadLetters
+from chargeback.emit.event import AzureMonitorSink
+from chargeback.local.store import LocalStore
 from chargeback.pipeline import Processor
 from chargeback.receive import RawMessage
 from chargeback.settings import Settings, load_settings

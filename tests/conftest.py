@@ -22,7 +22,7 @@ from chargeback_events import fill  # noqa: E402
 from messages import load_records  # noqa: E402
 from services import Azurite, start_azurite  # noqa: E402
 
-from chargeback.localstore import LocalStore  # noqa: E402
+from chargeback.local.store import LocalStore  # noqa: E402
 from chargeback.settings import Settings, load_settings  # noqa: E402
 
 DATA = Path(__file__).parent / "data"

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from chargeback.localstore import LocalStore, _envelopes, connection_string
+from chargeback.local.store import LocalStore, _envelopes, connection_string
 
 #: What the endpoint does with one request: "ok", "503", "429", "206" (accept the first half,
 #: a retryable error for the rest), "late" (store it, then answer after the client gave up),

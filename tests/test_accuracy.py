@@ -8,8 +8,8 @@ from typing import Any
 
 from messages import RECORDS
 
-from chargeback.accuracy import category, main, measure, strip_usage
-from chargeback.cli import main as cli_main
+from chargeback.tools.accuracy import category, main, measure, strip_usage
+from chargeback.tools.cli import main as cli_main
 
 
 def test_strip_usage_drops_json_usage_and_stream_usage_chunk(records: list[dict[str, Any]]) -> None:

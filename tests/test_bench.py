@@ -6,11 +6,11 @@ import io
 import re
 from pathlib import Path
 
-from chargeback import bench
-from chargeback.deadletter import MemoryDeadLetters
-from chargeback.events import MemorySink
+from chargeback.emit.deadletter import MemoryDeadLetters
+from chargeback.emit.event import MemorySink
 from chargeback.pipeline import Processor
 from chargeback.settings import load_settings
+from chargeback.tools import bench
 
 CORPUS = Path(__file__).parent / "data" / "recorded-exchanges.jsonl"
 LAST_LINE = re.compile(

@@ -19,7 +19,7 @@ from azure.storage.blob import ContainerClient
 from messages import v1_message
 from services import Azurite
 
-from chargeback.deadletter import REPLAYED_PREFIX, BlobDeadLetters, DeadLetter
+from chargeback.emit.deadletter import REPLAYED_PREFIX, BlobDeadLetters, DeadLetter
 from chargeback.errors import DeadLetterUnavailable
 from chargeback.receive import RawMessage
 

@@ -15,8 +15,8 @@ from host import host_batch
 from messages import v1_message
 
 import function_app
-from chargeback.kql import run_kql
-from chargeback.localstore import LocalStore
+from chargeback.local.kql import run_kql
+from chargeback.local.store import LocalStore
 from chargeback.runtime import default_processor
 from chargeback.settings import get_settings
 

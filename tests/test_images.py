@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from chargeback.images import data_url_size, image_rule, image_tokens
+from chargeback.tokens.images import data_url_size, image_rule, image_tokens
 
 
 def _url(kind: str, data: bytes) -> str:

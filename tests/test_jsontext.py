@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from chargeback.jsontext import MAX_DEPTH, loads_prefix
+from chargeback.gateway.jsontext import MAX_DEPTH, loads_prefix
 
 MESSAGE = {
     "version": 1,

@@ -9,7 +9,7 @@ import json
 import urllib.request
 from typing import Any
 
-from chargeback.localstore import LocalStore, customevents_columns
+from chargeback.local.store import LocalStore, customevents_columns
 
 
 def _envelope(request_id: str, sample_rate: float = 100.0) -> dict[str, Any]:

@@ -12,9 +12,9 @@ import pytest
 from accounting import assert_accounted
 from messages import v1_message
 
-from chargeback.deadletter import DeadLetter, MemoryDeadLetters
+from chargeback.emit.deadletter import DeadLetter, MemoryDeadLetters
+from chargeback.emit.event import ChargebackEvent, MemorySink
 from chargeback.errors import DeadLetterUnavailable, TelemetryNotAccepted
-from chargeback.events import ChargebackEvent, MemorySink
 from chargeback.pipeline import Processor
 from chargeback.receive import RawMessage
 from chargeback.settings import Settings, load_settings

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from chargeback.billing.pricing import Pricing, load_price_table
 from chargeback.errors import ConfigurationError
-from chargeback.pricing import Pricing, load_price_table
 from chargeback.settings import load_settings
-from chargeback.tokens import TokenCounts
+from chargeback.tokens.estimate import TokenCounts
 
 TEST_PRICES = Path(__file__).parent / "data" / "queries" / "prices.json"
 

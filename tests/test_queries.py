@@ -11,7 +11,7 @@ from typing import Any
 
 from kusto_parser import check_kql, format_diagnostics
 
-from chargeback.kql import run_kql
+from chargeback.local.kql import run_kql
 
 QUERIES = Path(__file__).resolve().parent.parent / "queries"
 OCT = datetime(2026, 10, 1)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from chargeback import cli
-from chargeback.localstore import LocalStore
-from chargeback.report import build_report, parse_month, render_html, render_text
+from chargeback.local.report import build_report, parse_month, render_html, render_text
+from chargeback.local.store import LocalStore
+from chargeback.tools import cli
 
 CHROMIUM_HINT = (
     "headless Chromium is needed to check the report's charts: install it with "

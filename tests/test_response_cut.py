@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from messages import load_records
 
-from chargeback.gateway import GatewayCall
-from chargeback.openai_bodies import Exchange, _is_stream, _parse_response, parse_exchange
-from chargeback.openai_bodies import response_cut as cheap_cut
+from chargeback.bodies.exchange import Exchange, _is_stream, _parse_response, parse_exchange
+from chargeback.bodies.exchange import response_cut as cheap_cut
+from chargeback.gateway.message import GatewayCall
 
 RECORDS = [r for r in load_records() if r.get("response_text")]
 URLS = {

@@ -1,4 +1,4 @@
-"""`chargeback.send`: batching against real EventDataBatch size accounting, no network."""
+"""`chargeback.tools.send`: batching against real EventDataBatch size accounting, no network."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from azure.eventhub import EventData, EventDataBatch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chargeback import send
-from chargeback.send import SendReport, publish, send_file
+from chargeback.tools import send
+from chargeback.tools.send import SendReport, publish, send_file
 
 LIMIT = 2_048  # bytes: small enough that a handful of messages fill a batch
 

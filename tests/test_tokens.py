@@ -9,11 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chargeback.accuracy import gateway_message
-from chargeback.gateway import parse_gateway_message
-from chargeback.openai_bodies import Choice, Exchange, parse_exchange
+from chargeback.bodies.exchange import Choice, Exchange, parse_exchange
+from chargeback.gateway.message import parse_gateway_message
 from chargeback.receive import RawMessage
-from chargeback.tokens import (
+from chargeback.tokens.estimate import (
     _read_usage,
     _usual_usage,
     chat_rule,
@@ -22,6 +21,7 @@ from chargeback.tokens import (
     get_encoding,
     usage_from_api,
 )
+from chargeback.tools.accuracy import gateway_message
 
 O200K = get_encoding("o200k_base")
 CL100K = get_encoding("cl100k_base")
@@ -335,8 +335,8 @@ def test_reasoning_mode_is_flagged() -> None:
 def test_what_the_bodies_could_not_read_is_flagged_on_the_estimate() -> None:
     from datetime import UTC, datetime
 
-    from chargeback.gateway import GatewayCall
-    from chargeback.openai_bodies import parse_exchange
+    from chargeback.bodies.exchange import parse_exchange
+    from chargeback.gateway.message import GatewayCall
 
     chunks = [
         'data: {"choices": [{"index": 0, "delta": {"content": "Hello"}}]}',

@@ -41,14 +41,14 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from chargeback.billing.pricing import load_document, validation_problems
 from chargeback.errors import ConfigurationError
-from chargeback.gateway import mask_key
-from chargeback.pricing import load_document, validation_problems
+from chargeback.gateway.message import mask_key
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from chargeback.gateway import GatewayCall
+    from chargeback.gateway.message import GatewayCall
     from chargeback.settings import Settings
 
 __all__ = [

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from chargeback.settings import Settings
-    from chargeback.tokens import TokenCounts
+    from chargeback.tokens.estimate import TokenCounts
 
 __all__ = [
     "SHIPPED_PRICES",

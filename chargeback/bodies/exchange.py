@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from chargeback import jsontext
-from chargeback.gateway import GatewayCall
+from chargeback.gateway import jsontext
+from chargeback.gateway.message import GatewayCall
 
 __all__ = [
     "Choice",

@@ -1,7 +1,7 @@
 """Stage 6: the custom event of CONTRACTS §2, and the sinks that deliver it.
 
 Application Insights receives events through the real azure-monitor-opentelemetry exporter. We
-log them on a dedicated Python logger, ``chargeback.events``, that does not propagate: the root
+log them on a dedicated Python logger, ``chargeback.emit.event``, that does not propagate: the root
 logger, which the Functions host turns into traces, never sees them, so each call is exactly one
 ``customEvents`` row and no duplicate trace.
 
@@ -26,10 +26,10 @@ from chargeback.errors import TelemetryNotAccepted
 if TYPE_CHECKING:
     from opentelemetry.sdk._logs import LoggerProvider
 
-    from chargeback.gateway import GatewayCall
-    from chargeback.openai_bodies import Exchange
+    from chargeback.bodies.exchange import Exchange
+    from chargeback.gateway.message import GatewayCall
     from chargeback.settings import Settings
-    from chargeback.tokens import TokenCounts
+    from chargeback.tokens.estimate import TokenCounts
 
 __all__ = [
     "EVENT_NAME",
@@ -43,7 +43,7 @@ __all__ = [
 
 #: Existing KQL in the field filters on this name.
 EVENT_NAME = "Azure OpenAI Tokens"
-LOGGER_NAME = "chargeback.events"
+LOGGER_NAME = "chargeback.emit.event"
 
 
 @dataclass(frozen=True, slots=True)

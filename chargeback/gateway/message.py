@@ -20,8 +20,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from chargeback import jsontext
 from chargeback.errors import MalformedMessage, MessageTooLarge, UnidentifiableMessage
+from chargeback.gateway import jsontext
 from chargeback.receive import RawMessage
 
 __all__ = ["GatewayCall", "mask_key", "parse_gateway_message"]

@@ -53,7 +53,7 @@ def run_kql(
     """Run one KQL query on a local store file, read-only."""
     import duckdb_kql
 
-    from chargeback.localstore import _open
+    from chargeback.local.store import _open
 
     con = _open(Path(db_path), read_only=True)
     try:

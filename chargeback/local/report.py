@@ -25,7 +25,7 @@ __all__ = [
 ]
 
 #: The query pack, beside the package in the repository.
-QUERIES_DIR = Path(__file__).resolve().parent.parent / "queries"
+QUERIES_DIR = Path(__file__).resolve().parents[2] / "queries"
 
 Row = dict[str, Any]
 
@@ -117,7 +117,7 @@ def _month_of(value: Any) -> date:
 def _rows(
     db: Path, queries: Path, name: str, parameters: dict[str, Any] | None = None
 ) -> list[Row]:
-    from chargeback.kql import run_kql
+    from chargeback.local.kql import run_kql
 
     result = run_kql(db, (queries / name).read_text(encoding="utf-8"), parameters)
     return [dict(zip(result.columns, row, strict=True)) for row in result.rows]
@@ -141,7 +141,7 @@ def build_report(
 ) -> Report | None:
     """The chargeback of ``month`` (default: the latest month in the store); None when the
     store holds no chargeback events."""
-    from chargeback.kql import run_kql
+    from chargeback.local.kql import run_kql
 
     parameters = {"PtuMonthlyCost": ptu_monthly_cost, "PtuOutputWeight": ptu_output_weight}
     applications = _rows(db, queries, "chargeback-by-application.kql", parameters)

@@ -4,8 +4,8 @@ The encodings ship with the package (``chargeback/data/*.tiktoken.gz``, checked 
 that tiktoken itself expects), so nothing is downloaded at run time: a Function App without
 egress counts tokens too.
 
-Estimation rules are tables keyed by model family (`CHAT_RULES` here, `chargeback.images`
-for images, `chargeback.tool_text` for how tool definitions read). Sources: the OpenAI cookbook
+Estimation rules are tables keyed by model family (`CHAT_RULES` here, `chargeback.tokens.images`
+for images, `chargeback.tokens.tool_text` for how tool definitions read). Sources: the OpenAI cookbook
 "How to count tokens with tiktoken"; openai-chat-tokens / LiteLLM ``token_counter`` (tools as
 TypeScript); the OpenAI vision guide (image tiles and patches). Constants not in any source were
 measured with ``python -m chargeback accuracy tests/data/recorded-exchanges.jsonl``:
@@ -74,7 +74,7 @@ from chargeback.errors import UnknownModel
 if TYPE_CHECKING:
     import tiktoken
 
-    from chargeback.openai_bodies import Choice, Exchange
+    from chargeback.bodies.exchange import Choice, Exchange
 
 __all__ = [
     "TokenCounts",
@@ -449,7 +449,7 @@ class _Counter:
     """Counts one exchange with one model's encoding and rules; collects the notes."""
 
     def __init__(self, model: str, image_url_policy: ImageUrlPolicy) -> None:
-        from chargeback.images import image_rule
+        from chargeback.tokens.images import image_rule
 
         self.encoding = encoding_for_model(model)
         self.rule = chat_rule(model)
@@ -541,7 +541,7 @@ class _Counter:
         return total + self.text("".join(texts))
 
     def image(self, part: dict[str, Any]) -> int:
-        from chargeback.images import data_url_size, image_tokens
+        from chargeback.tokens.images import data_url_size, image_tokens
 
         source = part.get("image_url")
         detail = part.get("detail")
@@ -563,7 +563,7 @@ class _Counter:
     def tools(self, functions: list[dict[str, Any]], has_system: bool, api: str = "chat") -> int:
         if not functions:
             return 0
-        from chargeback.tool_text import render_functions
+        from chargeback.tokens.tool_text import render_functions
 
         rule = self.rule
         overhead = rule.tools_with_system if has_system else rule.tools_without_system
@@ -586,7 +586,7 @@ class _Counter:
     def response_format(self, response_format: Any) -> int:
         if not isinstance(response_format, dict) or response_format.get("type") != "json_schema":
             return 0
-        from chargeback.tool_text import render_schema
+        from chargeback.tokens.tool_text import render_schema
 
         spec = response_format.get("json_schema", response_format)
         if not isinstance(spec, dict):
@@ -735,7 +735,7 @@ def _undescribed_with_parameters(function: dict[str, Any]) -> bool:
 
 
 def _functions(tools: Any) -> list[dict[str, Any]]:
-    from chargeback.tool_text import function_of
+    from chargeback.tokens.tool_text import function_of
 
     found = (function_of(tool) for tool in _list(tools))
     return [function for function in found if function is not None]

@@ -3,7 +3,8 @@
 Chat and Responses tool definitions are shown to the model as TypeScript declarations inside a
 ``namespace functions`` block, not as JSON. The rendering here follows the one that
 ``openai-chat-tokens`` (hmarr) and LiteLLM's ``token_counter`` use; on the recorded calls it is
-closer than the OpenAI cookbook's per-property formula (see `chargeback.tokens` for the figures).
+closer than the OpenAI cookbook's per-property formula (see
+`chargeback.tokens.estimate` for the figures).
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ def _type(prop: dict[str, Any], indent: int) -> str:
 
 def render_schema(schema: Any) -> str:
     """A ``response_format`` JSON schema as the model reads it: compact JSON without
-    ``additionalProperties`` (an approximation; see `chargeback.tokens`)."""
+    ``additionalProperties`` (an approximation; see `chargeback.tokens.estimate`)."""
     return json.dumps(_without_additional(schema), separators=(",", ":"), ensure_ascii=False)
 
 

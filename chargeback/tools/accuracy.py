@@ -25,12 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chargeback.deadletter import MemoryDeadLetters
-from chargeback.events import ChargebackEvent, MemorySink
+from chargeback.emit.deadletter import MemoryDeadLetters
+from chargeback.emit.event import ChargebackEvent, MemorySink
 from chargeback.pipeline import Processor
 from chargeback.receive import RawMessage
 from chargeback.settings import Settings, load_settings
-from chargeback.tokens import usage_from_api
+from chargeback.tokens.estimate import usage_from_api
 
 __all__ = ["Measurement", "category", "main", "measure", "report", "strip_usage"]
 

@@ -136,7 +136,7 @@ def load_corpus(path: Path | None) -> list[dict[str, Any]] | None:
 
 
 def _known_model(record: dict[str, Any]) -> bool:
-    from chargeback.tokens import encoding_name_for_model
+    from chargeback.tokens.estimate import encoding_name_for_model
 
     model = record.get("model") or record["request"].get("model")
     return isinstance(model, str) and encoding_name_for_model(model) is not None
@@ -617,7 +617,7 @@ def _measure(
 
 def _policy_copy(body: bytes) -> tuple[bool, bool]:
     """Whether a message carries the policy's copy of a readable usage, and of the model."""
-    from chargeback.tokens import usage_from_api
+    from chargeback.tokens.estimate import usage_from_api
 
     fields = orjson.loads(body)
     usage = usage_from_api(fields.get("usage")) if isinstance(fields.get("usage"), dict) else None
@@ -625,8 +625,8 @@ def _policy_copy(body: bytes) -> tuple[bool, bool]:
 
 
 def _run_pipeline(batches: list[list[RawMessage]]) -> _PipelineRun:
-    from chargeback.deadletter import MemoryDeadLetters
-    from chargeback.events import MemorySink
+    from chargeback.emit.deadletter import MemoryDeadLetters
+    from chargeback.emit.event import MemorySink
     from chargeback.pipeline import Processor
     from chargeback.settings import load_settings
 
@@ -672,7 +672,7 @@ class _Layout:
 
 
 def _stream_layout(body: str) -> _Layout | None:
-    """The usual layout of a stream, as `chargeback.openai_bodies` recognises it; None when the
+    """The usual layout of a stream, as `chargeback.bodies.exchange` recognises it; None when the
     stream must be read line by line."""
     if "\r" in body:
         return None
@@ -784,8 +784,8 @@ class _Recorder:
 
 def _prepare_baseline(messages: list[RawMessage]) -> list[_Work]:
     """Per message: the prefix of any cut body, and the texts the pipeline counted for it."""
-    from chargeback.deadletter import MemoryDeadLetters
-    from chargeback.events import MemorySink
+    from chargeback.emit.deadletter import MemoryDeadLetters
+    from chargeback.emit.event import MemorySink
     from chargeback.pipeline import Processor
     from chargeback.settings import load_settings
 
@@ -810,7 +810,7 @@ def _prepare_baseline(messages: list[RawMessage]) -> list[_Work]:
 
 def _closed(text: str) -> str | None:
     # What a decoder that reads prefixes natively would decode once: the usable prefix, closed.
-    from chargeback.jsontext import loads_prefix
+    from chargeback.gateway.jsontext import loads_prefix
 
     try:
         return orjson.dumps(loads_prefix(text)[0]).decode()
@@ -850,7 +850,7 @@ def _run_baseline(work: list[_Work]) -> float:
 
 
 def _project_root() -> Path:
-    return Path(__file__).resolve().parent.parent
+    return Path(__file__).resolve().parents[2]
 
 
 def _child_env() -> dict[str, str]:
@@ -864,7 +864,7 @@ _COLD = (
     "import time; _t0 = time.perf_counter()\n"
     "import function_app\n"
     "_t1 = time.perf_counter()\n"
-    "from chargeback.bench import cold_start_child\n"
+    "from chargeback.tools.bench import cold_start_child\n"
     "cold_start_child(__import__('sys').argv[1], _t1 - _t0, __import__('sys').argv[2])\n"
 )
 #: The Function's sinks in the cold-start child: an Application Insights connection string
@@ -916,8 +916,8 @@ def cold_start_child(path: str, import_seconds: float, sinks: str = "memory") ->
     and the exporter, Blob Storage dead letters), its events emitted but not flushed;
     ``memory`` an in-memory sink."""
     _quiet()
-    from chargeback.deadletter import MemoryDeadLetters
-    from chargeback.events import MemorySink
+    from chargeback.emit.deadletter import MemoryDeadLetters
+    from chargeback.emit.event import MemorySink
     from chargeback.pipeline import Processor
     from chargeback.settings import get_settings
 
@@ -977,7 +977,7 @@ def _cold_start(first_batch: list[bytes], runs: int, sinks: str) -> dict[str, An
 
 _MEMORY = (
     "import function_app\n"
-    "from chargeback.bench import memory_child\n"
+    "from chargeback.tools.bench import memory_child\n"
     "memory_child(__import__('sys').argv[1])\n"
 )
 
@@ -1005,8 +1005,8 @@ def memory_child(path: str) -> None:
 
     _quiet()
 
-    from chargeback.deadletter import MemoryDeadLetters
-    from chargeback.events import MemorySink
+    from chargeback.emit.deadletter import MemoryDeadLetters
+    from chargeback.emit.event import MemorySink
     from chargeback.pipeline import Processor
     from chargeback.settings import get_settings
 
@@ -1067,7 +1067,7 @@ def run(
         stream.write(f"bench: {line}\n")
         stream.flush()
 
-    from chargeback.tokens import get_encoding
+    from chargeback.tokens.estimate import get_encoding
 
     records = load_corpus(corpus)
     samples, source = build_mix(records, messages, seed=seed)

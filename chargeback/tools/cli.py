@@ -13,14 +13,14 @@ from itertools import islice
 from pathlib import Path
 from typing import IO, Any
 
-from chargeback.deadletter import (
+from chargeback.emit.deadletter import (
     BlobDeadLetters,
     DeadLetter,
     DirectoryDeadLetters,
     StoredDeadLetter,
 )
+from chargeback.emit.event import AzureMonitorSink, EventSink, JsonlSink
 from chargeback.errors import ConfigurationError, TransientError
-from chargeback.events import AzureMonitorSink, EventSink, JsonlSink
 from chargeback.pipeline import BatchReport, Processor
 from chargeback.receive import RawMessage
 from chargeback.settings import Settings, get_settings
@@ -102,7 +102,7 @@ def _event_sink(args: argparse.Namespace, settings: Settings, stack: ExitStack) 
                 "--sink appinsights needs APPLICATIONINSIGHTS_CONNECTION_STRING"
             )
         return AzureMonitorSink.from_settings(settings)
-    from chargeback.localstore import LocalStore
+    from chargeback.local.store import LocalStore
 
     store = stack.enter_context(LocalStore(args.db))
     sink = AzureMonitorSink(store.connection_string, cloud_role_name=settings.cloud_role_name)
@@ -161,7 +161,7 @@ def _replay_container(args: argparse.Namespace, settings: Settings, sink: EventS
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from chargeback.kql import run_kql
+    from chargeback.local.kql import run_kql
 
     parameters = _parameters(getattr(args, "param", None) or [])
     for name in args.queries:
@@ -205,7 +205,7 @@ def _declared(text: str, parameters: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from chargeback import report
+    from chargeback.local import report
 
     month = report.parse_month(args.month) if args.month else None
     built = report.build_report(
@@ -226,7 +226,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_store(args: argparse.Namespace) -> int:
-    from chargeback.localstore import LocalStore
+    from chargeback.local.store import LocalStore
 
     with LocalStore(args.db, port=args.port) as store:
         print(f"local store on http://127.0.0.1:{store.port}/ writing {args.db}")
@@ -239,8 +239,8 @@ def cmd_store(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from chargeback.kql import run_kql
-    from chargeback.report import money_table
+    from chargeback.local.kql import run_kql
+    from chargeback.local.report import money_table
 
     for name in _OFFLINE:
         os.environ.setdefault(name, "true")
@@ -294,7 +294,7 @@ DEMO_PARAMETERS: dict[str, Any] = {"PtuMonthlyCost": 10950.0}
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from chargeback.bench import run
+    from chargeback.tools.bench import run
 
     run(
         corpus=args.corpus,
@@ -307,7 +307,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_accuracy(args: argparse.Namespace) -> int:
-    from chargeback.accuracy import main as accuracy
+    from chargeback.tools.accuracy import main as accuracy
 
     return accuracy(args.file)
 
@@ -406,7 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["send"]:  # a client tool with its own options and no app settings
-        from chargeback import send
+        from chargeback.tools import send
 
         return send.main(argv[1:])
     args = build_parser().parse_args(argv)
