@@ -5,7 +5,7 @@ The package reads as the data flows: `receive` → `gateway` → `openai_bodies`
 `events`, driven by `pipeline.Processor`.
 """
 
-from chargeback.bodies.exchange import Exchange, parse_exchange, route
+from chargeback.bodies import Exchange, parse_exchange, route
 from chargeback.emit.deadletter import (
     DeadLetter,
     DeadLetterSink,
@@ -33,12 +33,12 @@ from chargeback.errors import (
     UnidentifiableMessage,
     UnknownModel,
 )
-from chargeback.gateway.message import GatewayCall, mask_key, parse_gateway_message
+from chargeback.gateway import GatewayCall, mask_key, parse_gateway_message
 from chargeback.pipeline import BatchReport, Outcome, Processor
 from chargeback.receive import RawMessage, partition_id
 from chargeback.runtime import process_batch
 from chargeback.settings import Settings, get_settings, load_settings
-from chargeback.tokens.estimate import (
+from chargeback.tokens import (
     TokenCounts,
     count_text,
     encoding_for_model,

@@ -17,14 +17,14 @@ from typing import Literal, NamedTuple
 
 from chargeback.billing.identity import PayerResolver
 from chargeback.billing.pricing import Pricing
-from chargeback.bodies.exchange import Exchange, parse_exchange
+from chargeback.bodies import Exchange, parse_exchange
 from chargeback.emit.deadletter import DeadLetter, DeadLetterSink
 from chargeback.emit.event import ChargebackEvent, EventSink, build_event
 from chargeback.errors import BadMessage, TransientError, UnidentifiableMessage, UnknownModel
-from chargeback.gateway.message import GatewayCall, parse_gateway_message
+from chargeback.gateway import GatewayCall, parse_gateway_message
 from chargeback.receive import RawMessage
 from chargeback.settings import Settings
-from chargeback.tokens.estimate import (
+from chargeback.tokens import (
     TokenCounts,
     encoding_name_for_model,
     estimate,

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from chargeback.errors import MalformedMessage, MessageTooLarge, UnidentifiableMessage
-from chargeback.gateway.message import _V1, _from_v1, _v1_fast, mask_key, parse_gateway_message
+from chargeback.gateway import mask_key, parse_gateway_message
+from chargeback.gateway.message import _V1, _from_v1, _v1_fast
 from chargeback.receive import RawMessage
 
 V1 = {

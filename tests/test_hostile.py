@@ -15,12 +15,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from messages import load_records, v1_fields
 
-from chargeback.bodies.exchange import parse_exchange
+from chargeback.bodies import parse_exchange
 from chargeback.emit.deadletter import MemoryDeadLetters
 from chargeback.emit.event import MemorySink
 from chargeback.errors import BadMessage
-from chargeback.gateway import jsontext
-from chargeback.gateway.message import GatewayCall, parse_gateway_message
+from chargeback.gateway import GatewayCall, jsontext, parse_gateway_message
 from chargeback.pipeline import Outcome, Processor
 from chargeback.receive import RawMessage
 from chargeback.settings import load_settings

@@ -14,7 +14,7 @@ from chargeback.billing.identity import PayerResolver, load_identity_map
 from chargeback.emit.deadletter import MemoryDeadLetters
 from chargeback.emit.event import MemorySink
 from chargeback.errors import ConfigurationError
-from chargeback.gateway.message import GatewayCall
+from chargeback.gateway import GatewayCall
 from chargeback.pipeline import Processor
 from chargeback.receive import RawMessage
 from chargeback.settings import load_settings

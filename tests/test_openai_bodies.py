@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from chargeback.bodies.exchange import Exchange, parse_exchange, route
-from chargeback.gateway.message import GatewayCall
+from chargeback.bodies import Exchange, parse_exchange, route
+from chargeback.gateway import GatewayCall
 
 FILTERS = {"hate": {"filtered": False, "severity": "safe"}}
 

@@ -12,7 +12,7 @@ import pytest
 from chargeback.billing.pricing import Pricing, load_price_table
 from chargeback.errors import ConfigurationError
 from chargeback.settings import load_settings
-from chargeback.tokens.estimate import TokenCounts
+from chargeback.tokens import TokenCounts
 
 TEST_PRICES = Path(__file__).parent / "data" / "queries" / "prices.json"
 

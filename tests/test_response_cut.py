@@ -13,9 +13,11 @@ from typing import Any
 import pytest
 from messages import load_records
 
-from chargeback.bodies.exchange import Exchange, _is_stream, _parse_response, parse_exchange
-from chargeback.bodies.exchange import response_cut as cheap_cut
-from chargeback.gateway.message import GatewayCall
+from chargeback.bodies import Exchange, parse_exchange
+from chargeback.bodies import response_cut as cheap_cut
+from chargeback.bodies.parse import _parse_response
+from chargeback.bodies.streams import is_stream
+from chargeback.gateway import GatewayCall
 
 RECORDS = [r for r in load_records() if r.get("response_text")]
 URLS = {
@@ -70,7 +72,7 @@ def test_the_look_gives_the_full_reads_answer_on_every_record_and_its_cuts(
     rng = random.Random(record["file"])
     for text, content_type in _variants(record):
         for body in _cuts(text, rng):
-            stream = _is_stream(body, content_type)
+            stream = is_stream(body, content_type)
             cheap = cheap_cut(body, stream)
             if cheap is not None:
                 assert cheap == _full_cut(body, content_type), (content_type, body[-120:])

@@ -9,18 +9,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chargeback.bodies.exchange import Choice, Exchange, parse_exchange
-from chargeback.gateway.message import parse_gateway_message
+from chargeback.bodies import Choice, Exchange, parse_exchange
+from chargeback.gateway import parse_gateway_message
 from chargeback.receive import RawMessage
-from chargeback.tokens.estimate import (
-    _read_usage,
-    _usual_usage,
-    chat_rule,
-    count_text,
-    estimate,
-    get_encoding,
-    usage_from_api,
-)
+from chargeback.tokens import count_text, estimate, get_encoding, usage_from_api
+from chargeback.tokens.rules import chat_rule
+from chargeback.tokens.usage import _read_usage, _usual_usage
 from chargeback.tools.accuracy import gateway_message
 
 O200K = get_encoding("o200k_base")
@@ -335,8 +329,8 @@ def test_reasoning_mode_is_flagged() -> None:
 def test_what_the_bodies_could_not_read_is_flagged_on_the_estimate() -> None:
     from datetime import UTC, datetime
 
-    from chargeback.bodies.exchange import parse_exchange
-    from chargeback.gateway.message import GatewayCall
+    from chargeback.bodies import parse_exchange
+    from chargeback.gateway import GatewayCall
 
     chunks = [
         'data: {"choices": [{"index": 0, "delta": {"content": "Hello"}}]}',

@@ -39,16 +39,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
-from chargeback.billing.pricing import load_document, validation_problems
+from chargeback.billing.documents import StrictModel, load_document, validation_problems
 from chargeback.errors import ConfigurationError
-from chargeback.gateway.message import mask_key
+from chargeback.gateway import mask_key
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from chargeback.gateway.message import GatewayCall
+    from chargeback.gateway import GatewayCall
     from chargeback.settings import Settings
 
 __all__ = [
@@ -71,24 +71,20 @@ _CACHE_LIMIT = 8192
 # --- The map file ---------------------------------------------------------------------------
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-class _Entry(_Strict):
+class _Entry(StrictModel):
     business_unit: str = Field(alias="businessUnit", min_length=1, max_length=256)
     cost_center: str | None = Field(default=None, alias="costCenter", min_length=1, max_length=256)
     application: str | None = Field(default=None, min_length=1, max_length=256)
     note: str | None = None
 
 
-class _BusinessUnit(_Strict):
+class _BusinessUnit(StrictModel):
     cost_center: str | None = Field(default=None, alias="costCenter", min_length=1, max_length=256)
     name: str | None = None
     note: str | None = None
 
 
-class _MapFile(_Strict):
+class _MapFile(StrictModel):
     version: int = 1
     description: str | None = None
     business_units: dict[str, _BusinessUnit] = Field(default_factory=dict, alias="businessUnits")

@@ -38,22 +38,22 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
+from chargeback.billing.documents import StrictModel, load_document, validation_problems
 from chargeback.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from chargeback.settings import Settings
-    from chargeback.tokens.estimate import TokenCounts
+    from chargeback.tokens import TokenCounts
 
 __all__ = [
     "SHIPPED_PRICES",
     "ModelPrice",
     "PriceTable",
     "Pricing",
-    "load_document",
     "load_price_table",
 ]
 
@@ -67,53 +67,10 @@ PER_MILLION = 1_000_000.0
 _VERSION_SUFFIX = re.compile(r"(?:-\d{4}-\d{2}-\d{2}|-\d{4})?")
 
 
-# --- Reading a configuration file -------------------------------------------------------------
-
-
-def load_document(path: Path, setting: str) -> Any:
-    """The parsed content of a JSON (or, with PyYAML, YAML) file named by an app setting.
-
-    Raises `ConfigurationError` naming the setting and the problem."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigurationError(
-            f"app setting {setting}={path}: cannot read it: {exc.strerror or exc}"
-        ) from None
-    if path.suffix.lower() in (".yaml", ".yml"):
-        try:
-            import yaml  # type: ignore[import-untyped]
-        except ImportError:
-            raise ConfigurationError(
-                f"app setting {setting}={path}: a YAML file needs PyYAML, which the Function"
-                " App does not install; write the file as JSON"
-            ) from None
-        try:
-            return yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigurationError(f"app setting {setting}={path}: not YAML: {exc}") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigurationError(f"app setting {setting}={path}: not JSON: {exc}") from None
-
-
-def validation_problems(exc: ValidationError) -> str:
-    """Pydantic's errors as one line: ``models.gpt-4o.output: ...; version: ...``."""
-    return "; ".join(
-        f"{'.'.join(str(part) for part in err['loc']) or 'file'}: {err['msg']}"
-        for err in exc.errors()[:5]
-    )
-
-
 # --- The price file -------------------------------------------------------------------------
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-class _PriceRow(_Strict):
+class _PriceRow(StrictModel):
     input: float = Field(ge=0, allow_inf_nan=False)
     cached_input: float | None = Field(default=None, alias="cachedInput", ge=0, allow_inf_nan=False)
     output: float = Field(default=0.0, ge=0, allow_inf_nan=False)
@@ -122,7 +79,7 @@ class _PriceRow(_Strict):
     note: str | None = None
 
 
-class _PriceFile(_Strict):
+class _PriceFile(StrictModel):
     version: str = Field(min_length=1, max_length=128)
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     taken: date

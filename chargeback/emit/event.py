@@ -26,10 +26,10 @@ from chargeback.errors import TelemetryNotAccepted
 if TYPE_CHECKING:
     from opentelemetry.sdk._logs import LoggerProvider
 
-    from chargeback.bodies.exchange import Exchange
-    from chargeback.gateway.message import GatewayCall
+    from chargeback.bodies import Exchange
+    from chargeback.gateway import GatewayCall
     from chargeback.settings import Settings
-    from chargeback.tokens.estimate import TokenCounts
+    from chargeback.tokens import TokenCounts
 
 __all__ = [
     "EVENT_NAME",

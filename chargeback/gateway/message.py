@@ -14,60 +14,18 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from chargeback.errors import MalformedMessage, MessageTooLarge, UnidentifiableMessage
 from chargeback.gateway import jsontext
+from chargeback.gateway.call import GatewayCall, Shape
+from chargeback.gateway.masking import mask_key
 from chargeback.receive import RawMessage
 
-__all__ = ["GatewayCall", "mask_key", "parse_gateway_message"]
-
-Shape = Literal["v1", "usage-only", "bodies"]
-
-
-def mask_key(value: str | None) -> str | None:
-    """First 8 characters, then ``XXXX`` (CONTRACTS §2): enough to tell callers apart."""
-    if not value:
-        return None
-    return value[:8] + "XXXX"
-
-
-@dataclass(frozen=True, slots=True)
-class GatewayCall:
-    """One call through the gateway, whatever shape it arrived in. Holds no raw key."""
-
-    shape: Shape
-    request_id: str
-    timestamp: datetime
-    url: str | None = None
-    method: str | None = None
-    status_code: int | None = None
-    operation_id: str | None = None
-    api_id: str | None = None
-    product_id: str | None = None
-    subscription_id: str | None = None
-    subscription_name: str | None = None
-    user_id: str | None = None
-    app_id: str | None = None
-    business_unit: str | None = None
-    end_user: str | None = None
-    client_ip: str | None = None
-    backend_id: str | None = None
-    region: str | None = None
-    response_content_type: str | None = None
-    model: str | None = None
-    usage: dict[str, Any] | None = None
-    request_body: str | None = None
-    response_body: str | None = None
-    app_key: str | None = None
-    #: Token counts the message itself carried (the usage-only shape).
-    event_tokens: tuple[int, int, int] | None = None
-    #: The message was cut short (APIM's 200 KB limit) and only its prefix was read.
-    truncated: bool = False
+__all__ = ["parse_gateway_message"]
 
 
 # --- The three input shapes -----------------------------------------------------------------

@@ -30,7 +30,7 @@ from chargeback.emit.event import ChargebackEvent, MemorySink
 from chargeback.pipeline import Processor
 from chargeback.receive import RawMessage
 from chargeback.settings import Settings, load_settings
-from chargeback.tokens.estimate import usage_from_api
+from chargeback.tokens import usage_from_api
 
 __all__ = ["Measurement", "category", "main", "measure", "report", "strip_usage"]
 

@@ -136,7 +136,7 @@ def load_corpus(path: Path | None) -> list[dict[str, Any]] | None:
 
 
 def _known_model(record: dict[str, Any]) -> bool:
-    from chargeback.tokens.estimate import encoding_name_for_model
+    from chargeback.tokens import encoding_name_for_model
 
     model = record.get("model") or record["request"].get("model")
     return isinstance(model, str) and encoding_name_for_model(model) is not None
@@ -617,7 +617,7 @@ def _measure(
 
 def _policy_copy(body: bytes) -> tuple[bool, bool]:
     """Whether a message carries the policy's copy of a readable usage, and of the model."""
-    from chargeback.tokens.estimate import usage_from_api
+    from chargeback.tokens import usage_from_api
 
     fields = orjson.loads(body)
     usage = usage_from_api(fields.get("usage")) if isinstance(fields.get("usage"), dict) else None
@@ -1067,7 +1067,7 @@ def run(
         stream.write(f"bench: {line}\n")
         stream.flush()
 
-    from chargeback.tokens.estimate import get_encoding
+    from chargeback.tokens import get_encoding
 
     records = load_corpus(corpus)
     samples, source = build_mix(records, messages, seed=seed)
