@@ -1,25 +1,29 @@
 """Chargeback for Azure OpenAI behind API Management: gateway messages in, Application Insights
 custom events out, one per billable call.
 
-The package reads as the data flows: `receive` → `gateway` → `openai_bodies` → `tokens` →
-`events`, driven by `pipeline.Processor`.
+The package's folders follow the data: `receive` → `gateway` (the message shapes) → `bodies`
+(the OpenAI request and response) → `tokens` → `billing` (who pays, the price) → `emit` (the
+event, its sinks, dead letters), driven by `pipeline.Processor`; `runtime` wires the Function's
+processor from the app settings. `local` (the local store, KQL, the report) and `tools` (the
+command line, accuracy, bench, send) run on a workstation and are not deployed.
+
+What a caller of the library needs is exported here and pinned by a test; everything else is
+internal and may change. The exception tree is in `chargeback.errors`.
 """
 
-from chargeback.bodies import Exchange, parse_exchange, route
-from chargeback.emit.deadletter import (
+from chargeback.billing.pricing import Pricing
+from chargeback.emit import (
+    EVENT_NAME,
+    AzureMonitorSink,
+    BlobDeadLetters,
+    ChargebackEvent,
     DeadLetter,
     DeadLetterSink,
     DirectoryDeadLetters,
-    MemoryDeadLetters,
-)
-from chargeback.emit.event import (
-    EVENT_NAME,
-    AzureMonitorSink,
-    ChargebackEvent,
     EventSink,
     JsonlSink,
+    MemoryDeadLetters,
     MemorySink,
-    build_event,
 )
 from chargeback.errors import (
     BadMessage,
@@ -32,25 +36,20 @@ from chargeback.errors import (
     TransientError,
     UnidentifiableMessage,
     UnknownModel,
+    UserError,
 )
-from chargeback.gateway import GatewayCall, mask_key, parse_gateway_message
-from chargeback.pipeline import BatchReport, Outcome, Processor
+from chargeback.pipeline import BatchReport, Outcome, Processor, run_batches
 from chargeback.receive import RawMessage, partition_id
 from chargeback.runtime import process_batch
 from chargeback.settings import Settings, get_settings, load_settings
-from chargeback.tokens import (
-    TokenCounts,
-    count_text,
-    encoding_for_model,
-    estimate,
-    usage_from_api,
-)
+from chargeback.tokens import TokenCounts, get_encoding
 
 __all__ = [
     "EVENT_NAME",
     "AzureMonitorSink",
     "BadMessage",
     "BatchReport",
+    "BlobDeadLetters",
     "ChargebackError",
     "ChargebackEvent",
     "ConfigurationError",
@@ -59,14 +58,13 @@ __all__ = [
     "DeadLetterUnavailable",
     "DirectoryDeadLetters",
     "EventSink",
-    "Exchange",
-    "GatewayCall",
     "JsonlSink",
     "MalformedMessage",
     "MemoryDeadLetters",
     "MemorySink",
     "MessageTooLarge",
     "Outcome",
+    "Pricing",
     "Processor",
     "RawMessage",
     "Settings",
@@ -75,17 +73,11 @@ __all__ = [
     "TransientError",
     "UnidentifiableMessage",
     "UnknownModel",
-    "build_event",
-    "count_text",
-    "encoding_for_model",
-    "estimate",
+    "UserError",
+    "get_encoding",
     "get_settings",
     "load_settings",
-    "mask_key",
-    "parse_exchange",
-    "parse_gateway_message",
     "partition_id",
     "process_batch",
-    "route",
-    "usage_from_api",
+    "run_batches",
 ]

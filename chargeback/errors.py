@@ -2,6 +2,7 @@
 
     ChargebackError
     ├── ConfigurationError        an app setting is wrong: fail fast, naming the setting
+    ├── UserError                 a mistake at the command line: one line saying what to do
     ├── BadMessage                this message can never be processed: record it, dead-letter it,
     │   │                         go on with the rest of the batch
     │   ├── MalformedMessage      not JSON, none of the contract's shapes, a field of a wrong type
@@ -29,6 +30,7 @@ __all__ = [
     "TransientError",
     "UnidentifiableMessage",
     "UnknownModel",
+    "UserError",
 ]
 
 
@@ -38,6 +40,11 @@ class ChargebackError(Exception):
 
 class ConfigurationError(ChargebackError):
     """An app setting is missing or wrong."""
+
+
+class UserError(ChargebackError):
+    """A mistake in how a command was run (a missing file, a bad value): `main` prints it as
+    one line and exits 2; nothing the Function runs raises it."""
 
 
 class BadMessage(ChargebackError):

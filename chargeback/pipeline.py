@@ -8,18 +8,21 @@ others. Transient sink failures are raised so that Event Hubs runs the batch aga
 from __future__ import annotations
 
 import logging
+import sys
+import time
 import traceback
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import IO, Literal, NamedTuple
 
 from chargeback.billing.identity import PayerResolver
 from chargeback.billing.pricing import Pricing
 from chargeback.bodies import Exchange, parse_exchange
+from chargeback.emit import ChargebackEvent, EventSink, build_event
 from chargeback.emit.deadletter import DeadLetter, DeadLetterSink
-from chargeback.emit.event import ChargebackEvent, EventSink, build_event
 from chargeback.errors import BadMessage, TransientError, UnidentifiableMessage, UnknownModel
 from chargeback.gateway import GatewayCall, parse_gateway_message
 from chargeback.receive import RawMessage
@@ -31,7 +34,10 @@ from chargeback.tokens import (
     usage_from_api,
 )
 
-__all__ = ["BatchReport", "Outcome", "Processor"]
+__all__ = ["BATCH_SIZE", "BatchReport", "Outcome", "Processor", "batches", "run_batches"]
+
+#: What one Function invocation typically receives (host.json maxEventBatchSize).
+BATCH_SIZE = 100
 
 log = logging.getLogger("chargeback")
 
@@ -211,6 +217,44 @@ class Processor:
         if call.truncated and call.response_body is None and exchange.operation != "embeddings":
             notes.append("response-missing")
         return counts._replace(notes=tuple(dict.fromkeys(notes)))
+
+
+def batches(messages: Iterator[RawMessage], size: int = BATCH_SIZE) -> Iterator[list[RawMessage]]:
+    while batch := list(islice(messages, size)):
+        yield batch
+
+
+def run_batches(
+    processor: Processor,
+    messages: Iterator[RawMessage],
+    *,
+    retries: int = 5,
+    backoff: float = 1.0,
+    errors: IO[str] = sys.stderr,
+    after_batch: Callable[[list[RawMessage], BatchReport], None] | None = None,
+) -> BatchReport:
+    """Process batches as the Function does; a transient failure reruns the whole batch, as the
+    Event Hubs retry policy would. ``after_batch`` runs once a batch was delivered (where the
+    Function's checkpoint would move)."""
+    total = BatchReport()
+    for batch in batches(messages):
+        for attempt in range(retries + 1):
+            try:
+                report = processor.process_batch(batch)
+                break
+            except TransientError as exc:
+                if attempt == retries:
+                    raise
+                errors.write(f"retrying batch after: {exc}\n")
+                time.sleep(backoff * 2**attempt)
+        for raw, outcome in zip(batch, report.outcomes, strict=True):
+            if outcome.kind != "emitted":
+                detail = f": {outcome.detail}" if outcome.detail else ""
+                errors.write(f"{raw.describe()}: {outcome.kind} ({outcome.reason}){detail}\n")
+        if after_batch is not None:
+            after_batch(batch, report)
+        total.outcomes.extend(report.outcomes)
+    return total
 
 
 def _where(exc: BaseException) -> str:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable
 
+from chargeback.emit import AzureMonitorSink
 from chargeback.emit.deadletter import BlobDeadLetters
-from chargeback.emit.event import AzureMonitorSink
 from chargeback.pipeline import BatchReport, Processor
 from chargeback.receive import RawMessage
 from chargeback.settings import get_settings

@@ -35,8 +35,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from chargeback.emit import AzureMonitorSink
 from chargeback.emit.deadletter import MemoryDeadLetters
-from chargeback.emit.event import AzureMonitorSink
 from chargeback.local.store import LocalStore
 from chargeback.pipeline import Processor
 from chargeback.receive import RawMessage

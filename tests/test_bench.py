@@ -6,11 +6,13 @@ import io
 import re
 from pathlib import Path
 
+from chargeback.emit import MemorySink
 from chargeback.emit.deadletter import MemoryDeadLetters
-from chargeback.emit.event import MemorySink
 from chargeback.pipeline import Processor
 from chargeback.settings import load_settings
 from chargeback.tools import bench
+from chargeback.tools.bench import mix
+from chargeback.tools.bench.measure import as_raw
 
 CORPUS = Path(__file__).parent / "data" / "recorded-exchanges.jsonl"
 LAST_LINE = re.compile(
@@ -38,23 +40,23 @@ def test_bench_reports_in_the_contract_form_and_the_pipeline_emits_every_event()
 def test_the_mix_holds_every_kind_and_is_processed_as_expected() -> None:
     samples, source = bench.build_mix(bench.load_corpus(CORPUS), 100)
     assert source == "corpus"
-    assert {kind for kind, _ in bench.MIX} <= {s.kind for s in samples}
+    assert {kind for kind, _ in mix.MIX} <= {s.kind for s in samples}
     sink = MemorySink()
     report = Processor(load_settings(), sink, MemoryDeadLetters()).process_batch(
-        bench._raw([s.body for s in samples])
+        as_raw([s.body for s in samples])
     )
     assert report.emitted == sum(1 for s in samples if s.expect == "emitted")
     assert report.dead_lettered == 0
     sources = {event.dimensions["TokenSource"] for event in sink.events}
     assert sources == {"usage", "estimated"}
-    assert max(len(s.body) for s in samples) <= bench.POLICY_LIMIT
+    assert max(len(s.body) for s in samples) <= mix.POLICY_LIMIT
 
 
 def test_without_a_corpus_a_synthetic_mix_is_used() -> None:
     samples, source = bench.build_mix(bench.load_corpus(Path("no-such-file.jsonl")), 50)
     assert source == "synthetic"
     report = Processor(load_settings(), MemorySink(), MemoryDeadLetters()).process_batch(
-        bench._raw([s.body for s in samples])
+        as_raw([s.body for s in samples])
     )
     assert report.emitted == sum(1 for s in samples if s.expect == "emitted")
     assert report.dead_lettered == 0
@@ -62,4 +64,4 @@ def test_without_a_corpus_a_synthetic_mix_is_used() -> None:
 
 def test_large_batch_messages_are_near_the_limit() -> None:
     bodies = bench.large_batch(bench.load_corpus(CORPUS), 6)
-    assert all(150 * 1024 < len(body) <= bench.POLICY_LIMIT for body in bodies)
+    assert all(150 * 1024 < len(body) <= mix.POLICY_LIMIT for body in bodies)

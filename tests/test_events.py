@@ -9,7 +9,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from chargeback.emit.event import AzureMonitorSink, ChargebackEvent
+from chargeback.emit import AzureMonitorSink, ChargebackEvent
 from chargeback.local.store import LocalStore
 
 ROOT = Path(__file__).parent.parent
@@ -43,7 +43,7 @@ def test_event_arrives_whole_and_alone(local_store: LocalStore) -> None:
         "RequestId": "r-1",
         "AppKey": "finance-XXXX",
         "PromptTokens": "23",
-        "logger_name": "chargeback.emit.event",  # the exporter adds the logger's name
+        "logger_name": "chargeback.events",  # the exporter adds the logger's name
     }
     assert json.loads(measurements) == {
         "PromptTokens": 23.0,
@@ -68,7 +68,7 @@ WORKER = """
 import sys
 from datetime import datetime, timezone
 from azure.monitor.opentelemetry import configure_azure_monitor
-from chargeback.emit.event import AzureMonitorSink, ChargebackEvent
+from chargeback.emit import AzureMonitorSink, ChargebackEvent
 
 # What the Functions worker does when PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY is true:
 # one global provider, its handler on the root logger.
@@ -96,7 +96,7 @@ def test_reuses_the_workers_provider_without_a_duplicate_trace(local_store: Loca
     )
     rows = _rows(local_store)
     assert [json.loads(row[2]) for row in rows] == [
-        {"RequestId": "w-1", "logger_name": "chargeback.emit.event"}
+        {"RequestId": "w-1", "logger_name": "chargeback.events"}
     ]
     with local_store.connect(read_only=True) as con:
         traces = con.execute(

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from messages import load_records, v1_fields
 
 from chargeback.bodies import parse_exchange
+from chargeback.emit import MemorySink
 from chargeback.emit.deadletter import MemoryDeadLetters
-from chargeback.emit.event import MemorySink
 from chargeback.errors import BadMessage
 from chargeback.gateway import GatewayCall, jsontext, parse_gateway_message
 from chargeback.pipeline import Outcome, Processor

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from chargeback.billing.identity import PayerResolver, load_identity_map
+from chargeback.emit import MemorySink
 from chargeback.emit.deadletter import MemoryDeadLetters
-from chargeback.emit.event import MemorySink
 from chargeback.errors import ConfigurationError
 from chargeback.gateway import GatewayCall
 from chargeback.pipeline import Processor

@@ -12,8 +12,8 @@ import pytest
 from accounting import assert_accounted
 from messages import v1_message
 
+from chargeback.emit import ChargebackEvent, MemorySink
 from chargeback.emit.deadletter import DeadLetter, MemoryDeadLetters
-from chargeback.emit.event import ChargebackEvent, MemorySink
 from chargeback.errors import DeadLetterUnavailable, TelemetryNotAccepted
 from chargeback.pipeline import Processor
 from chargeback.receive import RawMessage

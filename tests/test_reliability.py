@@ -17,15 +17,14 @@ from accounting import assert_accounted
 from ingestion import FaultyIngestion, serve
 from messages import reported_tokens, v1_message
 
+from chargeback.emit import AzureMonitorSink, ChargebackEvent
 from chargeback.emit.deadletter import MemoryDeadLetters
-from chargeback.emit.event import AzureMonitorSink, ChargebackEvent
 from chargeback.errors import TelemetryNotAccepted
 from chargeback.local.kql import run_kql
 from chargeback.local.store import LocalStore
-from chargeback.pipeline import Processor
+from chargeback.pipeline import Processor, run_batches
 from chargeback.receive import RawMessage
 from chargeback.settings import Settings
-from chargeback.tools.cli import run_batches
 
 QUERY = (Path(__file__).parent.parent / "queries" / "tokens-by-business-unit.kql").read_text()
 TIMEOUT = 0.25  # the sink's export timeout; "late" and "hang" answers take longer

@@ -18,8 +18,8 @@ from ingestion import FaultyIngestion, serve
 from messages import v1_fields
 from services import Azurite
 
+from chargeback.emit import AzureMonitorSink
 from chargeback.emit.deadletter import BlobDeadLetters
-from chargeback.emit.event import AzureMonitorSink
 from chargeback.pipeline import Processor
 from chargeback.receive import RawMessage
 from chargeback.settings import Settings

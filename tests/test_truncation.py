@@ -13,8 +13,8 @@ import pytest
 from accounting import assert_accounted
 from messages import reported_tokens, v1_fields
 
+from chargeback.emit import ChargebackEvent, MemorySink
 from chargeback.emit.deadletter import MemoryDeadLetters
-from chargeback.emit.event import ChargebackEvent, MemorySink
 from chargeback.pipeline import Outcome, Processor
 from chargeback.receive import RawMessage
 from chargeback.settings import Settings

@@ -25,22 +25,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chargeback.emit import ChargebackEvent, MemorySink
 from chargeback.emit.deadletter import MemoryDeadLetters
-from chargeback.emit.event import ChargebackEvent, MemorySink
 from chargeback.pipeline import Processor
 from chargeback.receive import RawMessage
 from chargeback.settings import Settings, load_settings
 from chargeback.tokens import usage_from_api
+from chargeback.tools.recordings import ENDPOINT_PATHS, read_records
 
 __all__ = ["Measurement", "category", "main", "measure", "report", "strip_usage"]
-
-# Endpoint of a record -> path of the v1 API (/openai/v1/...).
-_PATHS = {
-    "chat": "chat/completions",
-    "completions": "completions",
-    "embeddings": "embeddings",
-    "responses": "responses",
-}
 
 #: Table rows, in order. "not estimable" holds records whose model has no known tokenizer.
 CATEGORIES = (
@@ -198,7 +191,7 @@ def gateway_message(record: dict[str, Any], request_id: str) -> bytes:
         "requestId": request_id,
         "timestamp": "2026-01-01T00:00:00.000Z",
         "method": "POST",
-        "url": f"https://gw.example.com/openai/v1/{_PATHS[record['endpoint']]}",
+        "url": f"https://gw.example.com/openai/v1/{ENDPOINT_PATHS[record['endpoint']]}",
         "statusCode": record["status"],
         "responseContentType": "text/event-stream" if record["stream"] else "application/json",
         "requestBody": json.dumps(record["request"]),
@@ -215,7 +208,7 @@ def measurable(record: dict[str, Any]) -> bool:
     return (
         record.get("status") == 200
         and bool(record.get("usage"))
-        and record.get("endpoint") in _PATHS
+        and record.get("endpoint") in ENDPOINT_PATHS
     )
 
 
@@ -395,9 +388,15 @@ def report(measurements: Sequence[Measurement]) -> Iterator[str]:
     )
 
 
-def read_records(path: Path) -> list[dict[str, Any]]:
-    with path.open(encoding="utf-8") as lines:
-        return [json.loads(line) for line in lines if line.strip()]
+def add_parser(commands: Any) -> None:
+    accuracy = commands.add_parser(
+        "accuracy",
+        help="estimate recorded calls, compare with the usage the API reported",
+        description="Strip the reported usage from recorded exchanges, run them through the "
+        "Function's code path and print the estimate's error by category.",
+    )
+    accuracy.add_argument("file", help="recorded exchanges, one JSON object a line")
+    accuracy.set_defaults(run=lambda args: main(args.file))
 
 
 def main(path: str | Path, out: Any = None) -> int:

@@ -23,15 +23,17 @@ import argparse
 import contextlib
 import os
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
+
+from chargeback.errors import UserError
 
 if TYPE_CHECKING:
     from azure.eventhub import EventData, EventDataBatch
 
-__all__ = ["LineError", "Producer", "SendReport", "main", "send_file"]
+__all__ = ["LineError", "Producer", "SendReport", "add_parser", "run", "send_file"]
 
 CONNECTION_ENV = "EVENTHUB_SEND_CONNECTION"
 NAMESPACE_ENV = "EVENTHUB_SEND_NAMESPACE"
@@ -189,9 +191,10 @@ def _open_producer(
 # --- Command line ----------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m chargeback send",
+def add_parser(commands: Any) -> None:
+    parser = commands.add_parser(
+        "send",
+        help="publish gateway messages to an Event Hub",
         description="Publish gateway messages, one JSON message a line, to an Event Hub.",
     )
     parser.add_argument(
@@ -212,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--partition-key",
         help="send every message with this partition key (keeps them in order on one partition)",
     )
-    return parser
+    parser.set_defaults(run=run)
 
 
 class Sender(Protocol):
@@ -229,24 +232,19 @@ class Sender(Protocol):
     ) -> SendReport: ...
 
 
-def main(
-    argv: Sequence[str] | None = None,
-    *,
-    sender: Sender = send_file,
-    stdin: IO[str] | None = None,
+def run(
+    args: argparse.Namespace, *, sender: Sender = send_file, stdin: IO[str] | None = None
 ) -> int:
-    """Run the ``send`` subcommand; returns the exit status (0 all sent, 1 some not, 2 usage)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Run the ``send`` command; returns the exit status (0 all sent, 1 some not)."""
     connection_string, namespace = _target(args)
     hub = args.hub or os.environ.get(HUB_ENV) or None
     if not connection_string and not namespace:
-        parser.error(
+        raise UserError(
             f"say where to send: --connection-string (or ${CONNECTION_ENV}) "
             f"or --namespace (or ${NAMESPACE_ENV})"
         )
     if namespace and not hub:
-        parser.error(f"--hub (or ${HUB_ENV}) is required with --namespace")
+        raise UserError(f"--hub (or ${HUB_ENV}) is required with --namespace")
 
     from azure.core.exceptions import AzureError
     from azure.eventhub.exceptions import EventHubError

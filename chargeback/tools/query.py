@@ -1,0 +1,128 @@
+"""``query`` and ``report``: KQL and the month's chargeback, on the local store."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from chargeback.errors import UserError
+from chargeback.tools.replay import DEFAULT_DB
+
+__all__ = ["add_parser", "declared_parameters", "parse_parameters"]
+
+
+def add_parser(commands: Any) -> None:
+    query = commands.add_parser(
+        "query",
+        help="run KQL on the local store",
+        description="Run KQL (a .kql file or the text itself) on the local store with duckdb-kql, "
+        "the same queries that run in Application Insights and Log Analytics.",
+    )
+    query.add_argument("queries", nargs="+", help="a .kql file or KQL text")
+    query.add_argument(
+        "--db", type=Path, default=DEFAULT_DB, help=f"local store (default: {DEFAULT_DB})"
+    )
+    query.add_argument(
+        "--param",
+        action="append",
+        metavar="NAME=VALUE",
+        help="a value for the query's declare query_parameters (e.g. PtuMonthlyCost=10950)",
+    )
+    query.set_defaults(run=run_query)
+
+    report = commands.add_parser(
+        "report",
+        help="print the month's chargeback from the local store",
+        description="Print the month's chargeback per business unit and application from the "
+        "local store, and optionally write a self-contained HTML page with the same figures.",
+    )
+    report.add_argument(
+        "--db", type=Path, default=DEFAULT_DB, help=f"local store (default: {DEFAULT_DB})"
+    )
+    report.add_argument("--month", help="YYYY-MM (default: the latest month in the store)")
+    report.add_argument(
+        "--ptu-monthly-cost",
+        type=float,
+        default=0.0,
+        help="the month's provisioned throughput bill, shared out by tokens",
+    )
+    report.add_argument(
+        "--ptu-output-weight",
+        type=float,
+        default=1.0,
+        help="input tokens one output token counts as in the PTU share (Azure: 4 for gpt-4.1+)",
+    )
+    report.add_argument("--html", metavar="FILE", help="also write a self-contained HTML page")
+    report.add_argument("--queries", type=Path, default=None, help="the query pack directory")
+    report.set_defaults(run=run_report)
+
+
+def run_query(args: argparse.Namespace) -> int:
+    from chargeback.local.kql import run_kql
+
+    parameters = parse_parameters(args.param or [])
+    for name in args.queries:
+        text = _query_text(name)
+        if len(args.queries) > 1:
+            print(f"\n# {Path(name).name if text is not name else 'query'}")
+        print(run_kql(args.db, text, declared_parameters(text, parameters)).table())
+    return 0
+
+
+def _query_text(name: str) -> str:
+    """A .kql file's text, or the argument itself when it is KQL text."""
+    if "\n" in name or "|" in name:
+        return name
+    try:
+        return Path(name).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot read {name}: {exc.strerror or exc}") from None
+
+
+def parse_parameters(pairs: Sequence[str]) -> dict[str, Any]:
+    """``NAME=VALUE`` pairs; a value that reads as a number is a number."""
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise UserError(f"--param wants NAME=VALUE, not {pair!r}")
+        try:
+            values[name.strip()] = float(value) if "." in value else int(value)
+        except ValueError:
+            values[name.strip()] = value
+    return values
+
+
+def declared_parameters(text: str, parameters: dict[str, Any]) -> dict[str, Any] | None:
+    """The parameters this query declares (``declare query_parameters``); others are left out,
+    so one set of values can serve a whole list of queries."""
+    if not parameters:
+        return None
+    import duckdb_kql
+
+    names = {declaration.name for declaration in duckdb_kql.query_parameters(text)}
+    return {name: value for name, value in parameters.items() if name in names} or None
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from chargeback.local import report
+
+    month = report.parse_month(args.month) if args.month else None
+    built = report.build_report(
+        args.db,
+        month=month,
+        ptu_monthly_cost=args.ptu_monthly_cost,
+        ptu_output_weight=args.ptu_output_weight,
+        queries=args.queries or report.QUERIES_DIR,
+    )
+    if built is None:
+        sys.stderr.write(f"report: no chargeback events in {args.db}\n")
+        return 1
+    sys.stdout.write(report.render_text(built))
+    if args.html:
+        Path(args.html).write_text(report.render_html(built), encoding="utf-8")
+        sys.stderr.write(f"report: wrote {args.html}\n")
+    return 0

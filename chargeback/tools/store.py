@@ -1,0 +1,42 @@
+"""``store``: the local ingestion endpoint, for a Function under ``func start`` or any exporter."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from chargeback.tools.replay import DEFAULT_DB
+
+__all__ = ["DEFAULT_PORT", "add_parser"]
+
+#: The port `local.settings.sample.json` points the Function at.
+DEFAULT_PORT = 8765
+
+
+def add_parser(commands: Any) -> None:
+    store = commands.add_parser(
+        "store",
+        help="serve the local ingestion endpoint",
+        description="Serve an Application Insights-compatible ingestion endpoint on localhost that "
+        "writes into the local store; prints the connection string to use.",
+    )
+    store.add_argument(
+        "--db", type=Path, default=DEFAULT_DB, help=f"local store (default: {DEFAULT_DB})"
+    )
+    store.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default: {DEFAULT_PORT}")
+    store.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from chargeback.local.store import LocalStore
+
+    with LocalStore(args.db, port=args.port) as store:
+        print(f"local store on http://127.0.0.1:{store.port}/ writing {args.db}")
+        print(f"APPLICATIONINSIGHTS_CONNECTION_STRING={store.connection_string}", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            return 0
