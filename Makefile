@@ -21,7 +21,7 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed tests/kusto/node_modules/.installed tests/azurite/node_modules/.installed chromium
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check chargeback function_app.py
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 

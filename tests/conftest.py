@@ -18,12 +18,12 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
-from chargeback_events import fill  # noqa: E402
-from messages import load_records  # noqa: E402
-from services import Azurite, start_azurite  # noqa: E402
 
 from chargeback.local.store import LocalStore  # noqa: E402
 from chargeback.settings import Settings, load_settings  # noqa: E402
+from tests.support.chargeback_events import fill  # noqa: E402
+from tests.support.messages import load_records  # noqa: E402
+from tests.support.services import Azurite, start_azurite  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
 

@@ -11,14 +11,14 @@ from typing import Any
 
 import pytest
 from azure.storage.blob import ContainerClient
-from host import host_batch
-from messages import v1_message
 
 import function_app
 from chargeback.local.kql import run_kql
 from chargeback.local.store import LocalStore
 from chargeback.runtime import default_processor
 from chargeback.settings import get_settings
+from tests.support.host import host_batch
+from tests.support.messages import v1_message
 
 QUERIES = Path(__file__).parent.parent / "queries"
 
@@ -91,7 +91,8 @@ def test_batch_end_to_end_through_the_exporter(
         + _records(records, "responses", False, 2)
         + _records(records, "responses", True, 2)
     )
-    bodies, expected = [], defaultdict(lambda: [0, 0, 0, 0])
+    bodies: list[bytes] = []
+    expected: defaultdict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     for i, record in enumerate(picked):
         unit = list(units)[i % 3]
         bodies.append(

@@ -9,8 +9,6 @@ import logging
 from typing import Any
 
 import pytest
-from accounting import assert_accounted
-from messages import v1_message
 
 from chargeback.emit import ChargebackEvent, MemorySink
 from chargeback.emit.deadletter import DeadLetter, MemoryDeadLetters
@@ -18,6 +16,8 @@ from chargeback.errors import DeadLetterUnavailable, TelemetryNotAccepted
 from chargeback.pipeline import Processor
 from chargeback.receive import RawMessage
 from chargeback.settings import Settings, load_settings
+from tests.support.accounting import assert_accounted
+from tests.support.messages import v1_message
 
 
 def _good(records: list[dict[str, Any]], n: int) -> list[bytes]:

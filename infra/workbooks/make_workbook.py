@@ -180,9 +180,7 @@ def workbook() -> dict[str, object]:
                 COST_PER_BUSINESS_UNIT_OVER_TIME,
                 "timechart",
             ),
-            query_item(
-                "tokens-per-model", "Tokens per model", TOKENS_PER_MODEL, "barchart"
-            ),
+            query_item("tokens-per-model", "Tokens per model", TOKENS_PER_MODEL, "barchart"),
             query_item(
                 "top-applications",
                 "Top applications by cost",
