@@ -281,9 +281,17 @@ def test_azure_yaml_points_at_the_infra_and_the_tagged_function() -> None:
     assert f"'azd-service-name': '{service_name}'" in MAIN.module("functionApp").body
 
 
+# The one SAS rule of the deployment: Azure Monitor streams resource logs to Event Hubs only with
+# one (modules/resource-logs.bicep says why; tests/infra/test_stream_billing_infra.py keeps it
+# confined to that namespace and to the diagnostic setting).
+SAS_RULE_MODULE = "resource-logs.bicep"
+
+
 def test_no_secret_is_created_or_passed() -> None:
     for bicep in bicep_files():
         for needle in ("listKeys(", "AccountKey=", "SharedAccessKey=", "authorizationRules"):
+            if needle == "authorizationRules" and bicep.path.name == SAS_RULE_MODULE:
+                continue
             assert needle not in bicep.text, f"{bicep.path.name}: {needle}"
     assert "disableLocalAuth: true" in Bicep(INFRA / "modules" / "eventhubs.bicep").text
     assert "allowSharedKeyAccess: false" in Bicep(INFRA / "modules" / "storage.bicep").text
