@@ -14,24 +14,32 @@ export APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL := true
 export APPLICATIONINSIGHTS_SDKSTATS_DISABLED := true
 export APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED := true
 
-.PHONY: demo test setup chromium bench accuracy clean
+.PHONY: demo test setup chromium csharp bench accuracy clean
 
 demo: $(VENV)/.installed
 	$(BIN)/python -m chargeback demo
 
-test: $(VENV)/.installed tests/kusto/node_modules/.installed tests/azurite/node_modules/.installed chromium
+test: $(VENV)/.installed tests/kusto/node_modules/.installed tests/azurite/node_modules/.installed chromium csharp
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
-setup: $(VENV)/.installed tests/kusto/node_modules/.installed tests/azurite/node_modules/.installed chromium
+setup: $(VENV)/.installed tests/kusto/node_modules/.installed tests/azurite/node_modules/.installed chromium csharp
 
 # The report test renders the HTML charts in headless Chromium (Debian's package; needs root).
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
 		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+# The policy tests compile the APIM policy's C# expressions with Mono's compiler and run them
+# with Json.NET (Debian's packages; needs root): the real expression text, not a port of it.
+csharp:
+	@{ command -v mcs >/dev/null 2>&1 && [ -f /usr/lib/cli/Newtonsoft.Json-5.0/Newtonsoft.Json.dll ]; } || { \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends \
+			mono-mcs libnewtonsoft-json5.0-cil >/dev/null; }
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@[ -n "$(PYTHON)" ] || { echo "Python 3.13 not found: install it (e.g. pyenv install 3.13) or run make PYTHON=/path/to/python3.13" >&2; exit 1; }

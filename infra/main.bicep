@@ -1,10 +1,13 @@
 // Chargeback for Azure OpenAI behind API Management: everything `azd up` creates.
 //
 //   APIM --log-to-eventhub (managed identity)--> Event Hubs --trigger--> Function (Flex Consumption)
+//   APIM --diagnostic setting (GatewayLlmLogs, GatewayLogs)--> resource-logs Event Hubs --trigger--^
 //        --custom events (Entra ID auth)--> Application Insights --> Log Analytics (KQL in queries/)
 //
-// Every connection is identity-based: no keys or connection strings with secrets are created,
-// stored or passed. Role assignments are all in modules/roles.bicep, each role named there.
+// Every connection is identity-based: no keys or connection strings with secrets are stored or
+// passed. The one exception Azure imposes: a diagnostic setting streams to Event Hubs only with
+// a SAS rule, so the resource-logs namespace has one, used by Azure Monitor alone
+// (modules/resource-logs.bicep). Role assignments are all in modules/roles.bicep.
 targetScope = 'subscription'
 
 // --- azd --------------------------------------------------------------------------------------
@@ -104,11 +107,23 @@ param apimSku string = 'Developer'
 param apimPublisherEmail string = 'noreply@contoso.com'
 param apimPublisherName string = 'Chargeback'
 
-@description('Adds stream_options.include_usage to streaming chat requests so the last chunk carries usage (APIM named value chargeback-include-stream-usage).')
+@description('Adds stream_options.include_usage to streaming chat requests on api-versions that accept it (2024-09-01-preview and later, and the v1 API), so the last chunk carries usage (APIM named value chargeback-include-stream-usage). It only matters while readStreamBodies is on.')
 param includeStreamUsage bool = true
 
-@description('Read streamed response bodies in APIM (buffers the stream; see docs/deploy.md). Named value chargeback-read-stream-bodies.')
-param readStreamBodies bool = true
+@description('Read streamed response bodies in APIM. Off by default: reading a stream makes APIM buffer it, so clients get the answer all at once; streamed calls are billed from API Management\'s LLM logs instead (see docs/deploy.md). Named value chargeback-read-stream-bodies.')
+param readStreamBodies bool = false
+
+@description('Send API Management\'s GatewayLlmLogs and GatewayLogs to a resource-logs event hub: the token counts of every call, streamed ones included, without buffering. See docs/llm-logs.md.')
+param enableGatewayLlmLogs bool = true
+
+@description('Id (name) of the Azure OpenAI API in API Management whose LLM logging is turned on. Empty: LLM logging is set on the service-wide Azure Monitor diagnostic, for every API (it replaces that diagnostic\'s settings).')
+param apimOpenAiApiName string = ''
+
+@description('Also log prompt and completion text in the LLM logs. Off: usage only. Prompts and completions are personal data: turn this on only with a reason and a retention plan.')
+param logLlmMessages bool = false
+
+@description('Region of the resource-logs Event Hubs namespace: it must be the API Management service\'s region (a diagnostic setting streams only to a namespace in the region of the resource). Empty: the deployment\'s location.')
+param resourceLogsLocation string = ''
 
 // --- Network ----------------------------------------------------------------------------------
 @description('Put Event Hubs and storage behind private endpoints in a new virtual network, and integrate the Function with it.')
@@ -130,6 +145,8 @@ var apimLoggerName = 'chargeback-eventhub'
 var connectExistingApim = !empty(apimName) && !createApim
 var deployApimPart = connectExistingApim || createApim
 var apimRg = createApim || empty(apimResourceGroupName) ? rg.name : apimResourceGroupName
+// API Management's LLM logs reach the Function through a namespace of their own (resource-logs.bicep).
+var deployResourceLogs = deployApimPart && enableGatewayLlmLogs
 
 // The processor's own settings; the Function module adds the platform and binding settings.
 // tests/test_infra.py checks that these keys are exactly the ones chargeback/settings.py reads.
@@ -238,6 +255,20 @@ module storage 'modules/storage.bicep' = {
   }
 }
 
+// Where API Management's diagnostic setting streams GatewayLlmLogs and GatewayLogs (CONTRACTS §1d).
+module resourceLogs 'modules/resource-logs.bicep' = if (deployResourceLogs) {
+  scope: rg
+  name: 'resource-logs'
+  params: {
+    name: 'evhns-logs-${resourceToken}'
+    location: empty(resourceLogsLocation) ? location : resourceLogsLocation
+    tags: tags
+    consumerGroupName: eventHubConsumerGroupName
+    retentionDays: eventHubRetentionDays
+    publicNetworkAccess: publicNetworkAccess
+  }
+}
+
 module network 'modules/network.bicep' = if (enablePrivateEndpoints) {
   scope: rg
   name: 'network'
@@ -318,6 +349,8 @@ module roles 'modules/roles.bicep' = {
     developerPrincipalId: principalId
     eventHubNamespaceName: eventHubs.outputs.namespaceName
     eventHubName: eventHubs.outputs.eventHubName
+    resourceLogsNamespaceName: deployResourceLogs ? resourceLogs.outputs.namespaceName : ''
+    resourceLogsEventHubName: deployResourceLogs ? resourceLogs.outputs.eventHubName : ''
     storageAccountName: storage.outputs.name
     deadLetterContainerName: deadLetterContainerName
     appInsightsName: appInsights.outputs.name
@@ -335,6 +368,10 @@ module apimChargeback 'modules/apim-chargeback.bicep' = if (deployApimPart) {
     identityClientId: deployApimPart ? apimPrincipal.outputs.clientId : ''
     includeStreamUsage: includeStreamUsage
     readStreamBodies: readStreamBodies
+    resourceLogsAuthorizationRuleId: deployResourceLogs ? resourceLogs.outputs.authorizationRuleId : ''
+    resourceLogsEventHubName: deployResourceLogs ? resourceLogs.outputs.eventHubName : ''
+    openAiApiName: apimOpenAiApiName
+    logLlmMessages: logLlmMessages
   }
   // APIM checks it can reach the hub when the logger is created: grant Data Sender first.
   dependsOn: [roles]
@@ -350,3 +387,7 @@ output EVENTHUB_SEND_NAMESPACE string = eventHubs.outputs.fullyQualifiedNamespac
 output APPLICATIONINSIGHTS_NAME string = appInsights.outputs.name
 output LOG_ANALYTICS_WORKSPACE_ID string = logAnalytics.outputs.resourceId
 output APIM_LOGGER_NAME string = deployApimPart ? apimLoggerName : ''
+// The resource-logs hub the Function's second trigger reads (docs/llm-logs.md).
+output RESOURCE_LOGS_EVENTHUB_NAMESPACE string = deployResourceLogs ? resourceLogs.outputs.fullyQualifiedNamespace : ''
+output RESOURCE_LOGS_EVENTHUB_NAME string = deployResourceLogs ? resourceLogs.outputs.eventHubName : ''
+output RESOURCE_LOGS_CONSUMER_GROUP string = deployResourceLogs ? resourceLogs.outputs.consumerGroupName : ''

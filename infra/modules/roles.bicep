@@ -11,6 +11,10 @@ param developerPrincipalId string = ''
 
 param eventHubNamespaceName string
 param eventHubName string
+
+@description('The resource-logs namespace and hub (API Management\'s LLM logs); empty: none deployed.')
+param resourceLogsNamespaceName string = ''
+param resourceLogsEventHubName string = ''
 param storageAccountName string
 param deadLetterContainerName string
 param appInsightsName string
@@ -28,6 +32,17 @@ resource namespace 'Microsoft.EventHub/namespaces@2024-01-01' existing = {
 resource hub 'Microsoft.EventHub/namespaces/eventhubs@2024-01-01' existing = {
   parent: namespace
   name: eventHubName
+}
+
+var readsResourceLogs = !empty(resourceLogsNamespaceName) && !empty(resourceLogsEventHubName)
+
+resource resourceLogsNamespace 'Microsoft.EventHub/namespaces@2024-01-01' existing = if (readsResourceLogs) {
+  name: readsResourceLogs ? resourceLogsNamespaceName : 'unused'
+}
+
+resource resourceLogsHub 'Microsoft.EventHub/namespaces/eventhubs@2024-01-01' existing = if (readsResourceLogs) {
+  parent: resourceLogsNamespace
+  name: readsResourceLogs ? resourceLogsEventHubName : 'unused'
 }
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
@@ -52,6 +67,18 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
 resource functionReceives 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(hub.id, functionPrincipalId, eventHubsDataReceiver)
   scope: hub
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', eventHubsDataReceiver)
+    principalId: functionPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// Function: Azure Event Hubs Data Receiver on the resource-logs hub (API Management's LLM logs).
+// Azure Monitor sends there with the namespace's SAS rule, so no sender role is assigned.
+resource functionReceivesResourceLogs 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (readsResourceLogs) {
+  name: guid(resourceLogsHub.id, functionPrincipalId, eventHubsDataReceiver)
+  scope: resourceLogsHub
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', eventHubsDataReceiver)
     principalId: functionPrincipalId
