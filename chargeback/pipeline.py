@@ -96,31 +96,43 @@ class _Skip(Exception):
 class Processor:
     """Runs batches of raw messages through the stages into an event sink."""
 
-    def __init__(self, settings: Settings, events: EventSink, dead_letters: DeadLetterSink):
+    def __init__(
+        self,
+        settings: Settings,
+        events: EventSink,
+        dead_letters: DeadLetterSink,
+        *,
+        pricing: Pricing | None = None,
+    ):
         self.settings = settings
         self.events = events
         self.dead_letters = dead_letters
         # Loaded once here, never per message; a bad file raises ConfigurationError now.
         self.payers = PayerResolver.from_settings(settings)
-        self.pricing = Pricing.from_settings(settings)
+        self.pricing = pricing or Pricing.from_settings(settings)
 
     def process_batch(self, messages: Iterable[RawMessage]) -> BatchReport:
-        """Process a batch, then flush the events. Raises `TransientError` if delivery failed."""
+        """Process a batch, then send its events. Raises `TransientError` if delivery failed."""
         report = BatchReport()
         seen: set[str] = set()
+        # This batch's events, delivered together at its end: held by this call alone, so
+        # batches of other partitions running at once never send or drop them.
+        events: list[ChargebackEvent] = []
         for raw in messages:
-            report.outcomes.append(self._process_one(raw, seen))
-        self.events.flush()
+            report.outcomes.append(self._process_one(raw, seen, events))
+        self.events.send(events)
         if log.isEnabledFor(logging.INFO):  # the summary counts every outcome four times
             log.info("chargeback batch: %s", report.summary())
         return report
 
-    def _process_one(self, raw: RawMessage, seen: set[str]) -> Outcome:
+    def _process_one(
+        self, raw: RawMessage, seen: set[str], events: list[ChargebackEvent]
+    ) -> Outcome:
         try:
             call = parse_gateway_message(raw, max_bytes=self.settings.max_message_bytes)
             if call.request_id in seen:
                 return Outcome("skipped", "duplicate-in-batch", call.request_id)
-            self.events.emit(self._event_for(call))
+            events.append(self._event_for(call))
             seen.add(call.request_id)
             return Outcome("emitted", "", call.request_id)
         except _Skip as skip:

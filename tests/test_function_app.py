@@ -13,10 +13,9 @@ import pytest
 from azure.storage.blob import ContainerClient
 
 import function_app
+from chargeback import runtime
 from chargeback.local.kql import run_kql
 from chargeback.local.store import LocalStore
-from chargeback.runtime import default_processor
-from chargeback.settings import get_settings
 from tests.support.host import host_batch
 from tests.support.messages import v1_message
 
@@ -64,11 +63,9 @@ def function_env(
     monkeypatch.setenv("APPLICATIONINSIGHTS_CONNECTION_STRING", local_store.connection_string)
     monkeypatch.setenv("DeadLetterStorage", azurite.connection_string)
     monkeypatch.setenv("CHARGEBACK_DEADLETTER_CONTAINER", "e2e-deadletter")
-    get_settings.cache_clear()
-    default_processor.cache_clear()
+    runtime.reset()
     yield local_store
-    get_settings.cache_clear()
-    default_processor.cache_clear()
+    runtime.reset()
 
 
 def _records(records: list[dict[str, Any]], endpoint: str, stream: bool, n: int) -> list[Any]:

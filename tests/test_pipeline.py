@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, NoReturn
 
 import pytest
 
+from chargeback.billing.pricing import Pricing, load_price_table
 from chargeback.emit import ChargebackEvent, MemorySink
 from chargeback.emit.deadletter import DeadLetter, MemoryDeadLetters
 from chargeback.errors import DeadLetterUnavailable, TelemetryNotAccepted
@@ -100,7 +102,7 @@ def test_every_kind_of_message_ends_as_one_outcome(
         ("emitted", ""),
     ]
     assert [e.dimensions["RequestId"] for e in events.events] == ["good-0", "good-1", "good-2"]
-    assert events.flushes == 1
+    assert events.sends == 1
     # A dead letter keeps the original bytes and its position.
     dead_bodies = [body for body, kind, _ in bad.values() if kind == "dead-lettered"]
     assert [letter.raw.body for letter in dead.letters] == dead_bodies
@@ -120,10 +122,10 @@ def test_one_bad_message_never_affects_the_others(
     assert together.events == alone.events
 
 
-class BuggySink(MemorySink):
+class BuggyPricing(Pricing):
     """A stage with a bug: its error quotes what it was handling, as real errors do."""
 
-    def emit(self, event: ChargebackEvent) -> None:
+    def charge(self, *args: object, **kwargs: object) -> NoReturn:
         raise KeyError("sk-secret-from-the-message")
 
 
@@ -133,7 +135,8 @@ def test_a_bug_dead_letters_the_message_without_quoting_it(
     good = _good(records, 3)
     dead = MemoryDeadLetters()
     raws = [RawMessage(body, "1", i) for i, body in enumerate(good)]
-    report = Processor(settings, BuggySink(), dead).process_batch(raws)
+    pricing = BuggyPricing(load_price_table())
+    report = Processor(settings, MemorySink(), dead, pricing=pricing).process_batch(raws)
     assert_accounted(report, 3)
     assert [o.reason for o in report.outcomes] == ["internal-error"] * 3
     assert [letter.raw.body for letter in dead.letters] == good  # kept, byte for byte
@@ -158,7 +161,7 @@ class _FailingDeadLetters:
 
 
 class _FailingEvents(MemorySink):
-    def flush(self) -> None:
+    def send(self, events: Sequence[ChargebackEvent]) -> None:
         raise TelemetryNotAccepted("ingestion down")
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import IO, Protocol
 
@@ -14,11 +16,15 @@ __all__ = ["EventSink", "JsonlSink", "MemorySink"]
 
 
 class EventSink(Protocol):
-    """Where events go. `flush` raises a `TransientError` when they were not delivered."""
+    """Where events go, a batch at a time.
 
-    def emit(self, event: ChargebackEvent) -> None: ...
+    `send` delivers exactly the events it is given and returns only once they were accepted;
+    it raises a `TransientError` when they were not. It holds nothing between calls, so the
+    batches of several partitions, which the Functions runtime runs at once on its thread pool,
+    never see, send or drop each other's events.
+    """
 
-    def flush(self) -> None: ...
+    def send(self, events: Sequence[ChargebackEvent]) -> None: ...
 
 
 @dataclass
@@ -26,13 +32,14 @@ class MemorySink:
     """Keeps events in a list: for tests and the benchmark."""
 
     events: list[ChargebackEvent] = field(default_factory=list)
-    flushes: int = 0
+    #: How many batches were sent (one `send` per batch, empty batches included).
+    sends: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def emit(self, event: ChargebackEvent) -> None:
-        self.events.append(event)
-
-    def flush(self) -> None:
-        self.flushes += 1
+    def send(self, events: Sequence[ChargebackEvent]) -> None:
+        with self._lock:
+            self.events.extend(events)
+            self.sends += 1
 
 
 class JsonlSink:
@@ -40,9 +47,10 @@ class JsonlSink:
 
     def __init__(self, stream: IO[str] | None = None) -> None:
         self._stream = stream or sys.stdout
+        self._lock = threading.Lock()
 
-    def emit(self, event: ChargebackEvent) -> None:
-        self._stream.write(json.dumps(event.to_json(), ensure_ascii=False) + "\n")
-
-    def flush(self) -> None:
-        self._stream.flush()
+    def send(self, events: Sequence[ChargebackEvent]) -> None:
+        lines = "".join(json.dumps(e.to_json(), ensure_ascii=False) + "\n" for e in events)
+        with self._lock:  # one batch's lines together, never interleaved with another's
+            self._stream.write(lines)
+            self._stream.flush()

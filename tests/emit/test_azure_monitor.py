@@ -33,8 +33,7 @@ def _rows(store: LocalStore) -> list[tuple[Any, ...]]:
 def test_event_arrives_whole_and_alone(local_store: LocalStore) -> None:
     sink = AzureMonitorSink(local_store.connection_string, cloud_role_name="chargeback-test")
     try:
-        sink.emit(EVENT)
-        sink.flush()
+        sink.send([EVENT])
     finally:
         sink.close()
     ((name, timestamp, dimensions, measurements, role, count),) = _rows(local_store)
@@ -75,12 +74,11 @@ from chargeback.emit import AzureMonitorSink, ChargebackEvent
 # one global provider, its handler on the root logger.
 configure_azure_monitor(connection_string=sys.argv[1], logger_name="",
                         enable_live_metrics=False, disable_offline_storage=True)
-# Root stays at WARNING, as in the worker. A record propagated from our logger would still reach
-# the root handler: a parent logger's level does not filter what its handlers receive.
+# Root stays at WARNING, as in the worker; events never pass through Python logging, so its
+# handler (which turns records into traces) never sees them.
 sink = AzureMonitorSink(None, reuse_worker=True)
-sink.emit(ChargebackEvent(datetime(2026, 11, 20, tzinfo=timezone.utc), {"RequestId": "w-1"},
-                          {"TotalTokens": 5.0}))
-sink.flush()
+sink.send([ChargebackEvent(datetime(2026, 11, 20, tzinfo=timezone.utc), {"RequestId": "w-1"},
+                           {"TotalTokens": 5.0})])
 """
 
 

@@ -350,20 +350,15 @@ def quiet() -> None:
     logging.getLogger("chargeback").addHandler(logging.NullHandler())
 
 
-class _Unflushed:
-    """The Function's event sink, every event emitted into it (and counted), never flushed: the
-    export to Application Insights (serialisation and the network) is not measured."""
+class _Unsent:
+    """Stands in for the Function's event sink: every event counted, none exported (the export
+    to Application Insights, serialisation and the network, is not measured)."""
 
-    def __init__(self, sink: Any, counted: Any) -> None:
-        self.sink = sink
+    def __init__(self, counted: Any) -> None:
         self.counted = counted
 
-    def emit(self, event: Any) -> None:
-        self.sink.emit(event)
-        self.counted.emit(event)
-
-    def flush(self) -> None:
-        pass
+    def send(self, events: Any) -> None:
+        self.counted.send(events)
 
 
 def cold_start_child(path: str, import_seconds: float, sinks: str = "memory") -> None:
@@ -386,7 +381,7 @@ def cold_start_child(path: str, import_seconds: float, sinks: str = "memory") ->
         from chargeback.runtime import default_processor
 
         processor = default_processor()
-        processor.events = _Unflushed(processor.events, counted)
+        processor.events = _Unsent(counted)
     else:
         processor = Processor(get_settings(), counted, MemoryDeadLetters())
     processor.process_batch(messages)
