@@ -1,4 +1,4 @@
-// The processor: a Python 3.11 Function App on Flex Consumption, running as one user-assigned
+// The processor: a Python 3.13 Function App on Flex Consumption, running as one user-assigned
 // identity. Runtime, scale and the deployment package are set in functionAppConfig, not in app
 // settings (Flex Consumption rejects FUNCTIONS_WORKER_RUNTIME and FUNCTIONS_EXTENSION_VERSION).
 
@@ -125,9 +125,12 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         maximumInstanceCount: maximumInstanceCount
         instanceMemoryMB: instanceMemoryMB
       }
+      // Python 3.13: the version the tests run the Functions runtime on (azure-functions-runtime,
+      // pinned in requirements.txt: "Python 3.13+ changes", runtime versioning). Flex Consumption
+      // runs 3.13 (Azure Functions supported languages: Python 3.13 GA).
       runtime: {
         name: 'python'
-        version: '3.11'
+        version: '3.13'
       }
     }
   }

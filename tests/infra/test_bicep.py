@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -359,3 +360,21 @@ def test_funcignore_keeps_dev_files_out_and_the_app_in() -> None:
         assert excluded in patterns, excluded
     for needed in ("chargeback", "function_app.py", "host.json", "requirements.txt"):
         assert not any(p.rstrip("/") == needed for p in patterns), needed
+
+
+def test_the_function_runs_on_the_python_and_runtime_the_tests_use() -> None:
+    """Flex Consumption takes the Python version from functionAppConfig; the Functions runtime
+    version from requirements.txt (runtime versioning, "Python 3.13+ changes"). Both must be
+    what the tests run the Function in: this interpreter and the installed runtime package."""
+    from importlib.metadata import version
+
+    runtime = FUNCTION_APP.text.split("runtime: {", 1)[1].split("}", 1)[0]
+    assert "name: 'python'" in runtime
+    assert f"version: '{sys.version_info.major}.{sys.version_info.minor}'" in runtime
+    pins = dict(
+        line.split("==", 1)
+        for line in (ROOT / "requirements.txt").read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    )
+    assert pins["azure-functions-runtime"] == version("azure-functions-runtime")
+    assert pins["azure-functions"] == version("azure-functions")
