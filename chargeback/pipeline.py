@@ -12,7 +12,7 @@ import sys
 import time
 import traceback
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -23,9 +23,23 @@ from chargeback.billing.pricing import Pricing
 from chargeback.bodies import Exchange, parse_exchange
 from chargeback.emit import ChargebackEvent, EventSink, build_event
 from chargeback.emit.deadletter import DeadLetter, DeadLetterSink
-from chargeback.errors import BadMessage, TransientError, UnidentifiableMessage, UnknownModel
+from chargeback.errors import (
+    BadMessage,
+    MessageTooLarge,
+    TransientError,
+    UnidentifiableMessage,
+    UnknownModel,
+)
 from chargeback.gateway import GatewayCall, parse_gateway_message
+from chargeback.gateway.resource_logs import (
+    GatewayIdentity,
+    RecordError,
+    RecordResult,
+    Skipped,
+    parse_resource_log_message,
+)
 from chargeback.receive import RawMessage
+from chargeback.resource_logs import LogCall, is_resource_logs, log_call, not_billable
 from chargeback.settings import Settings
 from chargeback.tokens import (
     TokenCounts,
@@ -45,7 +59,8 @@ OutcomeKind = Literal["emitted", "skipped", "dead-lettered"]
 
 
 class Outcome(NamedTuple):
-    """How one message ended. A named tuple: one is made per message."""
+    """How one item ended: a message, or one record of a resource-log message (CONTRACTS §1d,
+    several records a message). A named tuple: one is made per item."""
 
     kind: OutcomeKind
     reason: str = ""
@@ -56,9 +71,25 @@ class Outcome(NamedTuple):
 
 @dataclass
 class BatchReport:
-    """How every message of a batch ended. ``received == emitted + skipped + dead_lettered``."""
+    """How every item of a batch ended. ``received == emitted + skipped + dead_lettered``;
+    ``received`` counts messages, and each record of a resource-log message on its own."""
 
     outcomes: list[Outcome] = field(default_factory=list)
+    #: For each outcome, the position of its message in the batch.
+    positions: list[int] = field(default_factory=list)
+
+    def add(self, position: int, outcome: Outcome) -> None:
+        self.outcomes.append(outcome)
+        self.positions.append(position)
+
+    def extend(self, other: BatchReport, offset: int = 0) -> None:
+        self.outcomes.extend(other.outcomes)
+        self.positions.extend(offset + position for position in other.positions)
+
+    def by_message(self, batch: Sequence[RawMessage]) -> Iterator[tuple[RawMessage, Outcome]]:
+        """Each outcome with the message it came from."""
+        for position, outcome in zip(self.positions, self.outcomes, strict=True):
+            yield batch[position], outcome
 
     @property
     def received(self) -> int:
@@ -118,8 +149,12 @@ class Processor:
         # This batch's events, delivered together at its end: held by this call alone, so
         # batches of other partitions running at once never send or drop them.
         events: list[ChargebackEvent] = []
-        for raw in messages:
-            report.outcomes.append(self._process_one(raw, seen, events))
+        for position, raw in enumerate(messages):
+            if is_resource_logs(raw.body):
+                for outcome in self._process_records(raw, seen, events):
+                    report.add(position, outcome)
+            else:
+                report.add(position, self._process_one(raw, seen, events))
         self.events.send(events)
         if log.isEnabledFor(logging.INFO):  # the summary counts every outcome four times
             log.info("chargeback batch: %s", report.summary())
@@ -146,6 +181,62 @@ class Processor:
             where = _where(exc)
             log.error("chargeback: unexpected %s on %s", where, raw.describe())
             return self._dead_letter(raw, "internal-error", where)
+
+    def _process_records(
+        self, raw: RawMessage, seen: set[str], events: list[ChargebackEvent]
+    ) -> list[Outcome]:
+        """A resource-log message, record by record: a bad record does not stop the others. Its
+        dead letter is the whole message, byte for byte like every dead letter: replayed, its
+        good records are emitted again and removed as duplicates by RequestId, as after any
+        redelivery."""
+        if len(raw.body) > self.settings.max_message_bytes:
+            return [self._dead_letter(raw, MessageTooLarge.reason, _too_large(raw, self.settings))]
+        try:
+            records = parse_resource_log_message(raw.body)
+        except BadMessage as exc:
+            return [self._dead_letter(raw, exc.reason, str(exc))]
+        return [self._record_outcome(raw, record, seen, events) for record in records]
+
+    def _record_outcome(
+        self, raw: RawMessage, record: RecordResult, seen: set[str], events: list[ChargebackEvent]
+    ) -> Outcome:
+        if isinstance(record, Skipped):
+            return Outcome("skipped", record.reason)
+        if isinstance(record, RecordError):
+            return self._dead_letter(
+                raw, record.error.reason, _record_detail(record.index, record.error)
+            )
+        key = f"{record.correlation_id}|{type(record).__name__}"  # each half once per batch
+        try:
+            if key in seen:
+                return Outcome("skipped", "duplicate-in-batch", record.correlation_id)
+            if isinstance(record, GatewayIdentity) and (reason := not_billable(record)):
+                return Outcome("skipped", reason, record.correlation_id)
+            events.append(self._log_event(log_call(record)))
+            seen.add(key)
+            return Outcome("emitted", "", record.correlation_id)
+        except BadMessage as exc:
+            return self._dead_letter(raw, exc.reason, f"{record.correlation_id}: {exc}")
+        except TransientError:
+            raise
+        except Exception as exc:  # a bug must not lose the record either
+            where = _where(exc)
+            log.error("chargeback: unexpected %s on %s", where, raw.describe())
+            return self._dead_letter(raw, "internal-error", where)
+
+    def _log_event(self, half: LogCall) -> ChargebackEvent:
+        """One half of a call from API Management's resource logs (`chargeback.resource_logs`)."""
+        extra = {**self.payers.dimensions(half.call), "LogCategory": half.category}
+        if half.counts is None:  # the identity half: no tokens, so no price and no source
+            counts = TokenCounts(0, 0, 0)
+            extra["TokenSource"] = ""
+            return build_event(half.call, half.exchange, counts, None, extra=extra)
+        model = self.model_of(half.call, half.exchange)
+        price_dims, cost = self.pricing.charge(model, half.exchange.deployment, half.counts)
+        extra.update(price_dims)
+        return build_event(
+            half.call, half.exchange, half.counts, model, extra=extra, measurements=cost
+        )
 
     def _dead_letter(self, raw: RawMessage, reason: str, detail: str) -> Outcome:
         self.dead_letters.put(DeadLetter(raw, reason, detail))
@@ -249,6 +340,7 @@ def run_batches(
     Event Hubs retry policy would. ``after_batch`` runs once a batch was delivered (where the
     Function's checkpoint would move)."""
     total = BatchReport()
+    offset = 0
     for batch in batches(messages):
         for attempt in range(retries + 1):
             try:
@@ -259,14 +351,27 @@ def run_batches(
                     raise
                 errors.write(f"retrying batch after: {exc}\n")
                 time.sleep(backoff * 2**attempt)
-        for raw, outcome in zip(batch, report.outcomes, strict=True):
+        for raw, outcome in report.by_message(batch):
             if outcome.kind != "emitted":
                 detail = f": {outcome.detail}" if outcome.detail else ""
                 errors.write(f"{raw.describe()}: {outcome.kind} ({outcome.reason}){detail}\n")
         if after_batch is not None:
             after_batch(batch, report)
-        total.outcomes.extend(report.outcomes)
+        total.extend(report, offset)
+        offset += len(batch)
     return total
+
+
+def _record_detail(index: int, error: BadMessage) -> str:
+    text = str(error)
+    return text if text.startswith("record ") else f"record {index}: {text}"
+
+
+def _too_large(raw: RawMessage, settings: Settings) -> str:
+    return (
+        f"message is {len(raw.body)} bytes, over"
+        f" CHARGEBACK_MAX_MESSAGE_BYTES={settings.max_message_bytes}"
+    )
 
 
 def _where(exc: BaseException) -> str:

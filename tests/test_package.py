@@ -72,10 +72,15 @@ def test_the_error_tree_is_whole_in_the_public_api() -> None:
 
 
 def deployed_files() -> list[Path]:
-    """The repository's files that the deployment uploads: tracked files `.funcignore` leaves
-    in (Core Tools and azd read it with gitignore rules; pathspec's gitignore spec is those)."""
+    """The repository's files that the deployment uploads: the files git knows (tracked, or new
+    and not ignored) that `.funcignore` leaves in (Core Tools and azd read it with gitignore
+    rules; pathspec's gitignore spec is those)."""
     tracked = subprocess.run(
-        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.splitlines()
     ignore = pathspec.PathSpec.from_lines(
         "gitignore", (ROOT / ".funcignore").read_text().splitlines()

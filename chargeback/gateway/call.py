@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 __all__ = ["GatewayCall", "Shape"]
 
-Shape = Literal["v1", "usage-only", "bodies"]
+Shape = Literal["v1", "usage-only", "bodies", "resource-logs"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,12 +35,12 @@ a dead letter of that record alone.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
 from chargeback.errors import BadMessage, MalformedMessage, UnidentifiableMessage
+from chargeback.gateway import jsontext
 
 __all__ = [
     "CATEGORY_GATEWAY",
@@ -138,9 +138,10 @@ def parse_resource_log_message(body: bytes | str) -> list[RecordResult]:
     """One Event Hub message body. A body that is not the envelope raises `MalformedMessage`
     (the whole message is bad); a bad record only yields a `RecordError` in its place."""
     try:
-        value = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MalformedMessage(f"resource-log message is not JSON: {exc}") from exc
+        # orjson: a nesting too deep is a decode error, never a RecursionError.
+        value = jsontext.loads(body)
+    except ValueError as exc:
+        raise MalformedMessage(f"resource-log message is not JSON: {exc}") from None
     if not is_resource_log_envelope(value):
         raise MalformedMessage('resource-log message has no "records" list')
     records: list[object] = value["records"]
@@ -291,8 +292,8 @@ class _Fields:
         return value
 
     def _wrong(self, name: str, value: object, expected: str) -> MalformedMessage:
-        shown = json.dumps(value)[:40] if _is_json(value) else _kind(value)
-        return MalformedMessage(f"record {self.index}: {name} is {shown}, not {expected}")
+        # The value's kind, never the value: a dead letter's detail holds no message content.
+        return MalformedMessage(f"record {self.index}: {name} is {_kind(value)}, not {expected}")
 
 
 def _folded(mapping: Mapping[object, object]) -> dict[str, object]:
@@ -309,7 +310,15 @@ def _is_json(value: object) -> bool:
 
 
 def _kind(value: object) -> str:
-    return {list: "a list", dict: "an object", str: "a string", bool: "a boolean"}.get(
+    """What a wrong value is, without its content: numbers and booleans are shown (they are no
+    one's text), a string only by its length."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return f"a string of {len(value)} characters"
+    return {list: "a list", dict: "an object", type(None): "null"}.get(
         type(value), type(value).__name__
     )
 

@@ -7,7 +7,7 @@ from typing import Any, Literal, NamedTuple
 
 __all__ = ["TokenCounts", "TokenSource", "usage_from_api"]
 
-TokenSource = Literal["usage", "estimated", "event"]
+TokenSource = Literal["usage", "estimated", "event", "gateway"]
 
 
 class TokenCounts(NamedTuple):

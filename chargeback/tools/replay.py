@@ -180,13 +180,18 @@ def _replay_container(args: argparse.Namespace, settings: Settings, sink: EventS
             yield letter.raw
 
     def settle(batch: list[RawMessage], report: BatchReport) -> None:
-        for raw, outcome in zip(batch, report.outcomes, strict=True):
-            letter = pending.pop(id(raw))
+        # A message is settled when none of its outcomes (a resource-log message has one per
+        # record) is a dead letter; else it was written again, maybe under a new reason.
+        again: dict[int, set[str]] = {id(raw): set() for raw in batch}
+        for raw, outcome in report.by_message(batch):
             if outcome.kind == "dead-lettered":
-                again = DeadLetter(raw, outcome.reason, outcome.detail).name()
-                if again != letter.name:
-                    store.delete(letter.name)
-            elif not args.keep:
+                again[id(raw)].add(DeadLetter(raw, outcome.reason, outcome.detail).name())
+        for raw in batch:
+            letter = pending.pop(id(raw))
+            names = again[id(raw)]
+            if names and letter.name not in names:
+                store.delete(letter.name)
+            elif not names and not args.keep:
                 store.settle(letter)
 
     return run_batches(processor, messages(), retries=args.retries, after_batch=settle)

@@ -281,12 +281,15 @@ def test_other_categories_are_skipped_with_a_reason() -> None:
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        ({"promptTokens": "lots"}, 'promptTokens is "lots", not a whole number'),
+        ({"promptTokens": "lots"}, "promptTokens is a string of 4 characters, not a whole number"),
         ({"completionTokens": -3}, "completionTokens is -3, not a whole number"),
         ({"totalTokens": 12.5}, "totalTokens is 12.5, not a whole number"),
         ({"promptTokens": True}, "promptTokens is true, not a whole number"),
-        ({"isStreamCompletion": "yes"}, 'isStreamCompletion is "yes", not true or false'),
-        ({"modelName": ["gpt-4o"]}, 'modelName is ["gpt-4o"], not a string'),
+        (
+            {"isStreamCompletion": "yes"},
+            "isStreamCompletion is a string of 3 characters, not true or false",
+        ),
+        ({"modelName": ["gpt-4o"]}, "modelName is a list, not a string"),
     ],
 )
 def test_a_wrong_type_is_a_clear_error_for_that_record_alone(
@@ -320,7 +323,7 @@ def test_a_record_without_a_correlation_id_cannot_be_joined_and_is_an_error() ->
 @pytest.mark.parametrize(
     ("record", "expected"),
     [
-        ("GatewayLogs", "record 0 is a string, not an object"),
+        ("GatewayLogs", "record 0 is a string of 11 characters, not an object"),
         ({"time": "2026-11-20T10:00:00Z", "properties": {}}, "record 0 has no category"),
     ],
 )
