@@ -32,6 +32,7 @@ from chargeback.errors import (
 )
 from chargeback.gateway import GatewayCall, parse_gateway_message
 from chargeback.gateway.resource_logs import (
+    CATEGORY_LLM,
     GatewayIdentity,
     RecordError,
     RecordResult,
@@ -200,8 +201,9 @@ class Processor:
     def _record_outcome(
         self, raw: RawMessage, record: RecordResult, seen: set[str], events: list[ChargebackEvent]
     ) -> Outcome:
-        if isinstance(record, Skipped):
-            return Outcome("skipped", record.reason)
+        if isinstance(record, Skipped):  # a short reason, as for every skip; the sentence too
+            reason = "llm-log-without-counts" if record.category == CATEGORY_LLM else None
+            return Outcome("skipped", reason or f"category-{record.category}", detail=record.reason)
         if isinstance(record, RecordError):
             return self._dead_letter(
                 raw, record.error.reason, _record_detail(record.index, record.error)

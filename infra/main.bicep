@@ -297,6 +297,9 @@ module functionApp 'modules/function-app.bicep' = {
     eventHubFullyQualifiedNamespace: eventHubs.outputs.fullyQualifiedNamespace
     eventHubName: eventHubs.outputs.eventHubName
     eventHubConsumerGroupName: eventHubs.outputs.consumerGroupName
+    resourceLogsFullyQualifiedNamespace: deployResourceLogs ? resourceLogs.outputs.fullyQualifiedNamespace : ''
+    resourceLogsEventHubName: deployResourceLogs ? resourceLogs.outputs.eventHubName : ''
+    resourceLogsConsumerGroupName: deployResourceLogs ? resourceLogs.outputs.consumerGroupName : ''
     appInsightsConnectionString: appInsights.outputs.connectionString
     chargebackAppSettings: union(chargebackAppSettings, pricesFileSetting, identityMapFileSetting)
     maximumInstanceCount: functionMaximumInstanceCount

@@ -18,6 +18,11 @@ param eventHubFullyQualifiedNamespace string
 param eventHubName string
 param eventHubConsumerGroupName string
 
+@description('API Management\'s resource logs (its LLM logs): the hub of the second trigger; empty: no second trigger.')
+param resourceLogsFullyQualifiedNamespace string = ''
+param resourceLogsEventHubName string = ''
+param resourceLogsConsumerGroupName string = ''
+
 param appInsightsConnectionString string
 
 @description('The processor\'s CHARGEBACK_* settings, built in main.bicep.')
@@ -54,6 +59,16 @@ var triggerSettings = {
   EVENTHUB_CONSUMER_GROUP: eventHubConsumerGroupName
 }
 
+// The second trigger: function_app.py declares it only when RESOURCE_LOGS_EVENTHUB_NAME is set,
+// and reads the hub's namespace through ResourceLogsEventHubConnection, with the identity.
+var resourceLogsTriggerSettings = {
+  ResourceLogsEventHubConnection__fullyQualifiedNamespace: resourceLogsFullyQualifiedNamespace
+  ResourceLogsEventHubConnection__credential: 'managedidentity'
+  ResourceLogsEventHubConnection__clientId: identityClientId
+  RESOURCE_LOGS_EVENTHUB_NAME: resourceLogsEventHubName
+  RESOURCE_LOGS_EVENTHUB_CONSUMER_GROUP: resourceLogsConsumerGroupName
+}
+
 // Telemetry with Entra ID: the App Insights resource has local auth disabled, so both the host
 // (APPLICATIONINSIGHTS_AUTHENTICATION_STRING) and the processor's exporter authenticate as the
 // identity. The processor configures its own exporter, so the worker's OpenTelemetry
@@ -70,7 +85,7 @@ var deadLetterSettings = {
   DeadLetterStorage__clientId: identityClientId
 }
 
-var appSettings = union(hostSettings, triggerSettings, telemetrySettings, deadLetterSettings, chargebackAppSettings)
+var appSettings = union(hostSettings, triggerSettings, resourceLogsTriggerSettings, telemetrySettings, deadLetterSettings, chargebackAppSettings)
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   name: planName

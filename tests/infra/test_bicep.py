@@ -42,13 +42,18 @@ V1_REQUIRED = ["version", "requestId", "timestamp", "url", "statusCode"]
 
 # Settings the Functions host and the Event Hubs binding read (function_app.py names them).
 BINDING_SETTINGS = {"AzureWebJobsStorage", "EventHubConnection", "EVENTHUB_NAME",
-                    "EVENTHUB_CONSUMER_GROUP"}  # fmt: skip
+                    "EVENTHUB_CONSUMER_GROUP", "ResourceLogsEventHubConnection",
+                    "RESOURCE_LOGS_EVENTHUB_NAME", "RESOURCE_LOGS_EVENTHUB_CONSUMER_GROUP"}  # fmt: skip
 # Set only in Azure (none today: even the Entra ID auth string is read by the code).
 AZURE_ONLY: set[str] = set()
 # Set only locally: Flex Consumption takes the runtime from functionAppConfig and rejects it.
 LOCAL_ONLY = {"FUNCTIONS_WORKER_RUNTIME"}
 # Identity-based connections: <name>__credential and <name>__clientId pick the identity.
-IDENTITY_CONNECTIONS = {"AzureWebJobsStorage", "EventHubConnection"}
+IDENTITY_CONNECTIONS = {
+    "AzureWebJobsStorage",
+    "EventHubConnection",
+    "ResourceLogsEventHubConnection",
+}
 
 ROLES = {  # built-in role definition ids, the same in every tenant
     "a638d3c7-ab3a-418d-83e6-5f17a39d4fde": "Azure Event Hubs Data Receiver",
