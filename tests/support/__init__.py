@@ -1,0 +1,1 @@
+"""Test helpers shared by the test folders (a package: ``from tests.support.X import Y``)."""

@@ -34,23 +34,30 @@ class FaultyIngestion:
     #: Every envelope received, as sent (JSON), whatever the answer was.
     envelopes: list[dict[str, Any]] = field(default_factory=list)
     raw_bodies: list[str] = field(default_factory=list)
+    #: Every envelope the endpoint accepted, in the order it accepted them.
+    accepted: list[dict[str, Any]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def choose(self, number: int, envelopes: list[dict[str, Any]]) -> tuple[Fault, float]:
+        """What to do with request ``number`` (from 0) and how long to wait before answering
+        one that is accepted; called under the endpoint's lock. Override to decide otherwise."""
+        return self.script(number), 0.0
 
     def handle(self, body: bytes, encoding: str) -> tuple[int, dict[str, Any], float]:
         if encoding == "gzip":
             body = gzip.decompress(body)
         envelopes = _envelopes(body)
         with self._lock:
-            fault = self.script(len(self.requests))
+            fault, wait = self.choose(len(self.requests), envelopes)
             self.requests.append(fault)
             self.raw_bodies.append(body.decode("utf-8", "replace"))
             self.envelopes.extend(envelopes)
         accepted: list[dict[str, Any]] = []
         errors: list[dict[str, Any]] = []
-        status, wait = 200, 0.0
+        status = 200
         if fault in ("ok", "late"):
             accepted = envelopes
-            wait = self.delay if fault == "late" else 0.0
+            wait = self.delay if fault == "late" else wait
         elif fault == "206":
             half = len(envelopes) // 2
             accepted = envelopes[:half]
@@ -65,6 +72,8 @@ class FaultyIngestion:
             status = int(fault)
         if accepted and self.store is not None:
             self.store.ingest(accepted)
+        with self._lock:
+            self.accepted.extend(accepted)
         payload = {
             "itemsReceived": len(envelopes),
             "itemsAccepted": len(accepted),
