@@ -29,6 +29,7 @@ from tests.support.functions_host import (
 )
 from tests.support.ingestion import FaultyIngestion, serve
 from tests.support.messages import v1_message
+from tests.support.resource_logs import CALL, GATEWAY, LLM_CAMEL, LLM_PASCAL, message
 from tests.support.services import Azurite
 
 RPC = protos()
@@ -231,3 +232,59 @@ def test_a_batch_fails_with_the_exception_when_its_events_were_not_accepted(
     assert ingestion.requests[:3] == ["503", "503", "503"]  # every attempt of the sink
     assert retried.result.status == SUCCESS
     assert request_ids(ingestion.accepted) == [f"down-{i}" for i in range(5)]
+
+
+# --- The second trigger: API Management's resource logs --------------------------------------
+
+
+async def _resource_logs(env: dict[str, str], batch: EventHubBatch, log: Path) -> tuple[Any, Any]:
+    async with FunctionsHost(REPO_ROOT, env, log_path=log) as host:
+        function = await host.start_function("chargeback_resource_logs")
+        metadata = await host.metadata()
+        return metadata, await host.invoke(function, batch)
+
+
+def test_the_resource_log_trigger_is_indexed_and_bills_an_llm_log(
+    accept_all: tuple[FaultyIngestion, str], local_store: LocalStore, tmp_path: Path
+) -> None:
+    """With its hub configured, the runtime indexes a second trigger on it; a batch of
+    resource-log messages through it lands in the store, each half once."""
+    ingestion, connection_string = accept_all
+    env = app_environment(
+        {
+            **settings(connection_string, NO_DEAD_LETTERS, "unused"),
+            "RESOURCE_LOGS_EVENTHUB_NAME": "apim-resource-logs",
+            "RESOURCE_LOGS_EVENTHUB_CONSUMER_GROUP": "chargeback-processor",
+        }
+    )
+    batch = EventHubBatch([message(GATEWAY, LLM_CAMEL), message(LLM_PASCAL)], partition="1")
+    metadata, response = asyncio.run(_resource_logs(env, batch, tmp_path / "worker.log"))
+
+    names = sorted(f.name for f in metadata.function_metadata_results)
+    assert names == ["chargeback", "chargeback_resource_logs"]
+    (logs,) = (f for f in metadata.function_metadata_results if f.name != "chargeback")
+    assert json.loads(logs.raw_bindings[0]) == {
+        "direction": "IN",
+        "dataType": "BINARY",
+        "type": "eventHubTrigger",
+        "name": "events",
+        "connection": "ResourceLogsEventHubConnection",
+        "eventHubName": "%RESOURCE_LOGS_EVENTHUB_NAME%",
+        "cardinality": "MANY",
+        "consumerGroup": "%RESOURCE_LOGS_EVENTHUB_CONSUMER_GROUP%",
+    }
+    assert logs.retry_options.max_retry_count == -1
+    assert response.result.status == SUCCESS, response.result.exception.message
+    assert sorted(request_ids(ingestion.accepted)) == sorted(
+        [CALL, CALL, "9d1c0b2a-0000-4000-8000-000000000002"]
+    )
+    with local_store.connect(read_only=True) as con:
+        rows = con.execute(
+            "SELECT customDimensions->>'LogCategory', customDimensions->>'TokenSource',"
+            " customMeasurements->>'TotalTokens' FROM customEvents ORDER BY 1, 3"
+        ).fetchall()
+    assert rows == [
+        ("GatewayLlmLogs", "gateway", "1734.0"),
+        ("GatewayLlmLogs", "gateway", "49.0"),
+        ("GatewayLogs", None, "0.0"),
+    ]
