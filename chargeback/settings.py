@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -18,6 +19,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, Settin
 from chargeback.errors import ConfigurationError
 
 __all__ = ["Settings", "get_settings"]
+
+# The exporter's own check (azure/monitor/opentelemetry/exporter/_connection_string_parser.py).
+_GUID = re.compile("^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
 class Settings(BaseSettings):
@@ -106,6 +110,25 @@ class Settings(BaseSettings):
                 value = json.loads(value) if value.strip() else {}
             except json.JSONDecodeError as exc:
                 raise ValueError(f"not a JSON object: {exc}") from None
+        return value
+
+    @field_validator("applicationinsights_connection_string")
+    @classmethod
+    def _connection_string(cls, value: str | None) -> str | None:
+        """Checked as the exporter will check it on the first batch (its connection-string
+        parser: `key=value` pairs, a GUID instrumentation key), so a wrong value fails here,
+        named, instead of failing every batch. The value is never echoed: it may be secret."""
+        if value is None:
+            return None
+        pairs = [part.split("=") for part in value.split(";")]
+        if any(len(pair) != 2 for pair in pairs):
+            raise ValueError("not a connection string of key=value pairs separated by ';'")
+        fields = {key.strip().lower(): item.strip() for key, item in pairs}
+        if not _GUID.match(fields.get("instrumentationkey", "")):
+            raise ValueError("InstrumentationKey=<a GUID> is missing or not a GUID")
+        endpoint = fields.get("ingestionendpoint")
+        if endpoint is not None and not endpoint.startswith(("https://", "http://")):
+            raise ValueError("IngestionEndpoint is not an http(s) URL")
         return value
 
     @field_validator("identity_order", "provisioned_deployments", mode="before")

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlsplit
 
 from chargeback.errors import ConfigurationError, DeadLetterUnavailable
 from chargeback.receive import RawMessage
@@ -123,6 +124,33 @@ class DirectoryDeadLetters:
             raise DeadLetterUnavailable(f"cannot write dead letter {path}: {exc}") from exc
 
 
+_NOT_SIGNED_IN = (
+    "cannot sign in to the dead-letter store: on a workstation run `az login` (or `azd auth"
+    " login`); in Azure, check the Function's identity has Storage Blob Data Contributor"
+)
+
+
+def _operator_login() -> Any:
+    """The operator's own sign-in, tried in a moment: the Azure CLI's and the Developer CLI's,
+    then a service principal from the environment. (DefaultAzureCredential would first probe
+    for a managed identity, which on a workstation takes tens of seconds to give up.)"""
+    from azure.identity import (
+        AzureCliCredential,
+        AzureDeveloperCliCredential,
+        ChainedTokenCredential,
+        EnvironmentCredential,
+    )
+
+    return ChainedTokenCredential(
+        AzureCliCredential(), AzureDeveloperCliCredential(), EnvironmentCredential()
+    )
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class BlobDeadLetters:
     """Dead letters in an Azure Blob Storage container (Azurite locally): the original bytes,
     with the reason and the Event Hub position as blob metadata.
@@ -140,23 +168,36 @@ class BlobDeadLetters:
     @classmethod
     def from_settings(cls, settings: Settings) -> BlobDeadLetters:
         """The container of the app settings, reached as the Function reaches it."""
+        if settings.deadletter_connection_string:
+            return cls.connect(
+                settings.deadletter_connection_string,
+                settings.deadletter_container,
+                setting="DeadLetterStorage",
+            )
         credential: Any = None
-        if settings.deadletter_service_uri and not settings.deadletter_connection_string:
+        if settings.deadletter_service_uri:
             from azure.identity import ManagedIdentityCredential
 
             credential = ManagedIdentityCredential(client_id=settings.deadletter_client_id)
         return cls.connect(
-            settings.deadletter_connection_string or settings.deadletter_service_uri,
+            settings.deadletter_service_uri,
             settings.deadletter_container,
             credential=credential,
+            setting="DeadLetterStorage__serviceUri",
         )
 
     @classmethod
     def connect(
-        cls, storage: str | None, container: str, *, credential: Any = None
+        cls,
+        storage: str | None,
+        container: str,
+        *,
+        credential: Any = None,
+        setting: str = "--storage",
     ) -> BlobDeadLetters:
         """``storage`` is a connection string (Azurite) or a blob endpoint URL, reached with
-        ``credential`` (default: `DefaultAzureCredential`, e.g. an operator's ``az login``)."""
+        ``credential`` (default: an operator's own sign-in, ``az login`` or ``azd auth
+        login``). ``setting`` names where the value came from, for the error."""
         from azure.storage.blob import BlobServiceClient
 
         if not storage:
@@ -165,19 +206,19 @@ class BlobDeadLetters:
                 "DeadLetterStorage (a connection string, e.g. Azurite)"
             )
         if storage.startswith(("http://", "https://")):
-            if credential is None:
-                from azure.identity import DefaultAzureCredential
-
-                credential = DefaultAzureCredential()
-            service = BlobServiceClient(storage, credential=credential)
+            if urlsplit(storage).hostname is None:
+                raise ConfigurationError(f"{setting} is not a blob endpoint URL")
+            service = BlobServiceClient(storage, credential=credential or _operator_login())
         else:
+            if "__serviceUri" in setting:
+                raise ConfigurationError(
+                    f"{setting} is not a blob endpoint URL (https://<account>.blob.core.windows.net/)"
+                )
             try:
                 service = BlobServiceClient.from_connection_string(storage)
             except ValueError:
                 # Not echoed: a connection string holds the account key.
-                raise ConfigurationError(
-                    "DeadLetterStorage is not a valid connection string"
-                ) from None
+                raise ConfigurationError(f"{setting} is not a valid connection string") from None
         return cls(service.get_container_client(container))
 
     def put(self, letter: DeadLetter) -> None:
@@ -197,7 +238,11 @@ class BlobDeadLetters:
     def read(self, prefix: str = "") -> Iterator[StoredDeadLetter]:
         """Every dead letter whose name starts with ``prefix`` (e.g. ``2026/11/20/``), oldest
         day first, without those already replayed."""
-        from azure.core.exceptions import AzureError, ResourceNotFoundError
+        from azure.core.exceptions import (
+            AzureError,
+            ClientAuthenticationError,
+            ResourceNotFoundError,
+        )
 
         try:
             # Names first: a replay writes and moves blobs while it reads them.
@@ -208,8 +253,10 @@ class BlobDeadLetters:
             ]
         except ResourceNotFoundError:
             return
+        except ClientAuthenticationError:
+            raise DeadLetterUnavailable(_NOT_SIGNED_IN) from None
         except AzureError as exc:
-            raise DeadLetterUnavailable(f"cannot list dead letters: {exc}") from exc
+            raise DeadLetterUnavailable(f"cannot list dead letters: {_first_line(exc)}") from exc
         for name in names:
             try:
                 download = self._container.get_blob_client(name).download_blob()

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from chargeback.errors import UserError
+
 __all__ = ["QueryResult", "run_kql"]
 
 
@@ -50,15 +52,32 @@ def _cell(value: Any, dynamic: bool = False) -> str:
 def run_kql(
     db_path: Path | str, text: str, parameters: dict[str, Any] | None = None
 ) -> QueryResult:
-    """Run one KQL query on a local store file, read-only."""
+    """Run one KQL query on a local store file, read-only. A store that is not there, or a
+    query that does not run, raises `UserError` saying which."""
+    import duckdb
     import duckdb_kql
 
     from chargeback.local.store import _open
 
-    con = _open(Path(db_path), read_only=True)
+    if not text.strip():
+        raise UserError("the query is empty")
+    path = Path(db_path)
+    if not path.is_file():
+        raise UserError(
+            f"no local store at {path}: run `python -m chargeback demo` or `replay` first, or"
+            " name one with --db"
+        )
+    try:
+        con = _open(path, read_only=True)
+    except duckdb.Error:
+        raise UserError(f"{path} is not a local store (not a DuckDB database)") from None
     try:
         relation = duckdb_kql.kql(con, text, parameters=parameters)
         dynamic = frozenset(i for i, kind in enumerate(relation.types) if str(kind) == "JSON")
         return QueryResult(list(relation.columns), relation.fetchall(), dynamic)
+    except (duckdb_kql.errors.KqlError, duckdb.Error) as exc:
+        # The engine's own words, first line: which column, table or token is wrong.
+        problem = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"the query does not run: {problem}") from None
     finally:
         con.close()

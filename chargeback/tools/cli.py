@@ -33,8 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-    # Outcomes are reported by each command; the processor's own log stays quiet.
-    logging.getLogger("chargeback").addHandler(logging.NullHandler())
+    _quiet_logs(args.debug)
     try:
         return int(args.run(args))
     except (UserError, ConfigurationError) as exc:
@@ -42,3 +41,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         sys.stderr.write(f"{args.command}: {exc}\n")
         return 2
+
+
+def _quiet_logs(debug: bool) -> None:
+    """Each command reports what happened itself (outcomes, errors as one line). The
+    processor's log and the Azure SDK's warnings (the exporter's retries and its "missing a
+    valid region" on a local endpoint, the credential chain's attempts) are for --debug."""
+    if debug:
+        logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
+        return
+    for name in ("chargeback", "azure", "opentelemetry"):
+        logging.getLogger(name).addHandler(logging.NullHandler())
+        logging.getLogger(name).propagate = False

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,16 +43,18 @@ def add_parser(commands: Any) -> None:
     report.add_argument(
         "--db", type=Path, default=DEFAULT_DB, help=f"local store (default: {DEFAULT_DB})"
     )
-    report.add_argument("--month", help="YYYY-MM (default: the latest month in the store)")
+    report.add_argument(
+        "--month", type=_month, help="YYYY-MM (default: the latest month in the store)"
+    )
     report.add_argument(
         "--ptu-monthly-cost",
-        type=float,
+        type=_amount,
         default=0.0,
         help="the month's provisioned throughput bill, shared out by tokens",
     )
     report.add_argument(
         "--ptu-output-weight",
-        type=float,
+        type=_amount,
         default=1.0,
         help="input tokens one output token counts as in the PTU share (Azure: 4 for gpt-4.1+)",
     )
@@ -64,17 +67,38 @@ def run_query(args: argparse.Namespace) -> int:
     from chargeback.local.kql import run_kql
 
     parameters = parse_parameters(args.param or [])
-    for name in args.queries:
-        text = _query_text(name)
-        if len(args.queries) > 1:
+    texts = [(name, _query_text(name)) for name in args.queries]
+    _check_declared(parameters, [text for _, text in texts])
+    for name, text in texts:
+        if len(texts) > 1:
             print(f"\n# {Path(name).name if text is not name else 'query'}")
         print(run_kql(args.db, text, declared_parameters(text, parameters)).table())
     return 0
 
 
+def _check_declared(parameters: dict[str, Any], texts: list[str]) -> None:
+    """A --param that no query declares is a mistake (a typo would otherwise be ignored)."""
+    if not parameters:
+        return
+    import duckdb_kql
+
+    declared: set[str] = set()
+    for text in texts:
+        try:
+            declared.update(d.name for d in duckdb_kql.query_parameters(text))
+        except duckdb_kql.errors.KqlError:
+            continue  # the query itself is wrong: run_kql says how
+    unknown = sorted(set(parameters) - declared)
+    if unknown:
+        known = ", ".join(sorted(declared)) or "none"
+        raise UserError(
+            f"--param {', '.join(unknown)}: no query here declares it (they declare: {known})"
+        )
+
+
 def _query_text(name: str) -> str:
     """A .kql file's text, or the argument itself when it is KQL text."""
-    if "\n" in name or "|" in name:
+    if "\n" in name or "|" in name or not name.strip():
         return name
     try:
         return Path(name).read_text(encoding="utf-8")
@@ -107,13 +131,31 @@ def declared_parameters(text: str, parameters: dict[str, Any]) -> dict[str, Any]
     return {name: value for name, value in parameters.items() if name in names} or None
 
 
+def _month(text: str) -> date:
+    try:
+        return datetime.strptime(text, "%Y-%m").date()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a month as YYYY-MM: {text!r}") from None
+
+
+def _amount(text: str) -> float:
+    try:
+        value = float(text.replace(",", "").replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 or more: {text}")
+    return value
+
+
 def run_report(args: argparse.Namespace) -> int:
     from chargeback.local import report
 
-    month = report.parse_month(args.month) if args.month else None
+    if args.html and not Path(args.html).resolve().parent.is_dir():
+        raise UserError(f"cannot write {args.html}: its folder does not exist")
     built = report.build_report(
         args.db,
-        month=month,
+        month=args.month,
         ptu_monthly_cost=args.ptu_monthly_cost,
         ptu_output_weight=args.ptu_output_weight,
         queries=args.queries or report.QUERIES_DIR,

@@ -167,10 +167,17 @@ def _replay_container(args: argparse.Namespace, settings: Settings, sink: EventS
     """Dead letters from their container, through the Function's path. One that is now emitted
     or skipped is moved under ``replayed/`` (``--keep`` leaves it); one dead-lettered again is
     written back under its (maybe new) reason, and the old blob goes if the name changed."""
-    store = BlobDeadLetters.connect(
-        args.storage or settings.deadletter_connection_string or settings.deadletter_service_uri,
-        args.from_container or settings.deadletter_container,
-    )
+    container = args.from_container or settings.deadletter_container
+    if args.storage:
+        store = BlobDeadLetters.connect(args.storage, container)
+    elif settings.deadletter_connection_string:
+        store = BlobDeadLetters.connect(
+            settings.deadletter_connection_string, container, setting="DeadLetterStorage"
+        )
+    else:  # the Azure setting, reached with the operator's own sign-in
+        store = BlobDeadLetters.connect(
+            settings.deadletter_service_uri, container, setting="DeadLetterStorage__serviceUri"
+        )
     processor = Processor(settings, sink, store)
     pending: dict[int, StoredDeadLetter] = {}
 

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from chargeback.errors import UserError
 from chargeback.tools.replay import DEFAULT_DB
 
 __all__ = ["DEFAULT_PORT", "add_parser"]
@@ -25,18 +26,36 @@ def add_parser(commands: Any) -> None:
     store.add_argument(
         "--db", type=Path, default=DEFAULT_DB, help=f"local store (default: {DEFAULT_DB})"
     )
-    store.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default: {DEFAULT_PORT}")
+    store.add_argument("--port", type=_port, default=DEFAULT_PORT, help=f"default: {DEFAULT_PORT}")
     store.set_defaults(run=run)
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 1 to 65535, not {value}")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
     from chargeback.local.store import LocalStore
 
-    with LocalStore(args.db, port=args.port) as store:
+    store = LocalStore(args.db, port=args.port)
+    try:
+        store.start()
+    except OSError as exc:
+        raise UserError(
+            f"cannot listen on port {args.port}: {exc.strerror or exc} (choose another with --port)"
+        ) from None
+    try:
         print(f"local store on http://127.0.0.1:{store.port}/ writing {args.db}")
         print(f"APPLICATIONINSIGHTS_CONNECTION_STRING={store.connection_string}", flush=True)
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            return 0
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        store.stop()
