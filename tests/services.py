@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import time
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -52,12 +52,14 @@ def start_azurite(workdir: Path) -> Iterator[Azurite]:
             "--silent",
             "--skipApiVersionCheck",
             "--loose",
+            "--disableTelemetry",  # it otherwise sends usage data to Microsoft (its --help)
         ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
+    output = _Output(process)
     try:
-        _wait_for_port(port, process)
+        output.wait_until_listening()
         yield Azurite(port, process)
     finally:
         process.terminate()
@@ -65,17 +67,39 @@ def start_azurite(workdir: Path) -> Iterator[Azurite]:
             process.wait(timeout=5)
         except subprocess.TimeoutExpired:  # Azurite sometimes waits on open connections
             process.kill()
-            process.wait(timeout=5)
+            process.wait()
+        output.join()
 
 
-def _wait_for_port(port: int, process: subprocess.Popen[bytes], seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"Azurite exited: {process.stderr.read() if process.stderr else ''}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"Azurite did not listen on port {port} within {seconds}s")
+class _Output:
+    """Reads Azurite's output to its end, so that its pipe never fills, and notes when Azurite
+    says it listens (azurite/dist/src/blob/main.js prints the line once its server is up)."""
+
+    READY = b"Azurite Blob service successfully listens on"
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self._process = process
+        self._lines: list[bytes] = []
+        self._listening = False
+        self._settled = threading.Event()  # listening, or the output ended
+        self._thread = threading.Thread(target=self._read, name="azurite-output", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self._process.stdout is not None
+        for line in self._process.stdout:
+            self._lines.append(line)
+            if line.startswith(self.READY):
+                self._listening = True
+                self._settled.set()
+        self._settled.set()
+
+    def wait_until_listening(self) -> None:
+        """However long a busy machine takes: no deadline, Azurite either listens or exits."""
+        self._settled.wait()
+        if not self._listening:
+            said = b"".join(self._lines).decode(errors="replace")
+            raise RuntimeError(f"Azurite exited ({self._process.wait()}) before listening: {said}")
+
+    def join(self) -> None:
+        self._thread.join()
