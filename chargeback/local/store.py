@@ -9,9 +9,11 @@ envelopes, plain or gzip, as the ingestion service does.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import re
+import socket
 import threading
 import time
 import uuid
@@ -25,7 +27,7 @@ from typing import Any
 
 import duckdb
 
-__all__ = ["LocalStore", "connection_string", "customevents_columns"]
+__all__ = ["IngestionServer", "LocalStore", "connection_string", "customevents_columns"]
 
 #: A fixed, obviously local instrumentation key: the exporter needs one, the store ignores it.
 LOCAL_IKEY = "00000000-0000-0000-0000-000000000000"
@@ -124,7 +126,7 @@ class LocalStore:
         self.db_path = Path(db_path)
         self._host, self._port = host, port
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
+        self._server: IngestionServer | None = None
         self._thread: threading.Thread | None = None
         self._columns = [name for name, _ in customevents_columns()]
         self.received = 0
@@ -182,7 +184,7 @@ class LocalStore:
         class Handler(_IngestionHandler):
             target = store
 
-        self._server = ThreadingHTTPServer((self._host, self._port), Handler)
+        self._server = IngestionServer((self._host, self._port), Handler)
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="chargeback-local-store", daemon=True
         )
@@ -190,16 +192,61 @@ class LocalStore:
         return self
 
     def stop(self) -> None:
+        """Stop serving; returns once no request is being handled (see `IngestionServer`)."""
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
 
     def __enter__(self) -> LocalStore:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+class IngestionServer(ThreadingHTTPServer):
+    """A threaded HTTP server whose request threads have all ended when `server_close` returns.
+
+    `ThreadingHTTPServer` runs requests in daemon threads, which nobody waits for. One still
+    inside DuckDB when Python exits is ended by ``pthread_exit`` as it takes the GIL back (Python
+    C API, PyEval_RestoreThread: "Calling this function from a thread when the runtime is
+    finalizing will terminate the thread"), and that forced unwind through DuckDB's C++ aborts
+    the process: "terminate called without an active exception" or "FATAL: exception not
+    rethrown" (pybind/pybind11#2215 describes the same crash). So requests run in ordinary
+    threads, which socketserver joins in `server_close`.
+    """
+
+    daemon_threads = False
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def server_close(self) -> None:
+        """Call after `shutdown`. The thread of a kept-alive connection waits for the client's
+        next request, which may never come: ending the reading side lets it finish. A request
+        already read is still handled and answered; one not yet read gets no answer, which
+        the exporter takes as a failure to retry."""
+        with self._connections_lock:
+            for connection in self._connections:
+                with contextlib.suppress(OSError):  # already closed by its thread
+                    connection.shutdown(socket.SHUT_RD)
+        super().server_close()
 
 
 def _open(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:

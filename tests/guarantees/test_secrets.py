@@ -121,7 +121,7 @@ def test_no_secret_or_content_leaves_the_process(
     ingestion = FaultyIngestion(store=None)
     bodies = _messages(records)
     with serve(ingestion) as connection, caplog.at_level(logging.DEBUG, logger="chargeback"):
-        sink = AzureMonitorSink(connection, timeout=5)
+        sink = AzureMonitorSink(connection)
         processor = Processor(settings, sink, BlobDeadLetters(container))
         report = processor.process_batch(RawMessage(b, "2", i) for i, b in enumerate(bodies))
         sink.close()

@@ -24,7 +24,7 @@ import yaml  # type: ignore[import-untyped]
 from azure.core.exceptions import HttpResponseError
 from azure.storage.blob import BlobServiceClient
 
-from tests.support.services import AZURITE, DEV_ACCOUNT, DEV_KEY, _wait_for_port, free_port
+from tests.support.services import AZURITE, DEV_ACCOUNT, DEV_KEY, AzuriteOutput, free_port
 
 LOCAL = Path(__file__).resolve().parents[2] / "infra" / "local"
 AZURITE_ALL = AZURITE.with_name("azurite")  # every service, as in the image
@@ -63,10 +63,11 @@ def azurite_as_composed(folder: Path, command: list[str]) -> Iterator[int]:
         else:
             args.append(word)
     process = subprocess.Popen(
-        [str(AZURITE_ALL), *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        [str(AZURITE_ALL), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
+    output = AzuriteOutput(process)
     try:
-        _wait_for_port(ports["--blobHost"], process)
+        output.wait_until_listening()
         yield ports["--blobHost"]
     finally:
         process.terminate()
@@ -74,7 +75,8 @@ def azurite_as_composed(folder: Path, command: list[str]) -> Iterator[int]:
             process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             process.kill()
-            process.wait(timeout=5)
+            process.wait()
+        output.join()
 
 
 def write_a_blob(port: int) -> None:

@@ -190,7 +190,7 @@ def test_headless_chromium_renders_every_chart(store: Path, tmp_path: Path) -> N
         ],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,  # a hang guard like every subprocess here; a loaded run takes ~5 s
         check=False,
     )
     assert result.returncode == 0, result.stderr[-2000:]

@@ -6,7 +6,9 @@ from __future__ import annotations
 import gzip
 import http.client
 import json
+import threading
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 from chargeback.local.store import LocalStore, customevents_columns
@@ -38,7 +40,7 @@ def _post(
     request = urllib.request.Request(
         f"http://127.0.0.1:{store.port}{path}", data=body, headers=headers, method="POST"
     )
-    with urllib.request.urlopen(request, timeout=5) as response:
+    with urllib.request.urlopen(request) as response:
         return response.status, json.loads(response.read())
 
 
@@ -112,7 +114,7 @@ def test_a_doubled_slash_and_a_wrong_path_on_one_kept_alive_connection(
 ) -> None:
     """The exporter posts to //v2.1/track when the endpoint ends in a slash; a 404 must not leave
     the request's body unread on a connection that is kept alive."""
-    connection = http.client.HTTPConnection("127.0.0.1", local_store.port, timeout=5)
+    connection = http.client.HTTPConnection("127.0.0.1", local_store.port)
     body = json.dumps([_envelope("x")]).encode()
     connection.request("POST", "/nowhere", body=body)
     missing = connection.getresponse()
@@ -144,9 +146,25 @@ def test_bad_body_is_refused_with_an_error(local_store: LocalStore) -> None:
         f"http://127.0.0.1:{local_store.port}/v2.1/track", data=b"{nope", method="POST"
     )
     try:
-        urllib.request.urlopen(request, timeout=5)
+        urllib.request.urlopen(request)
     except urllib.error.HTTPError as error:
         assert error.code == 400
         assert json.loads(error.read())["itemsAccepted"] == 0
     else:
         raise AssertionError("a malformed body was accepted")
+
+
+def test_stop_returns_when_no_request_thread_is_left(tmp_path: Path) -> None:
+    """Issue 12: the exporter keeps its connection open, and the store's thread for it waits
+    for the next request. `stop` ends that thread and returns when no request thread is left:
+    one still inside DuckDB when Python exits aborts the process."""
+    before = set(threading.enumerate())
+    store = LocalStore(tmp_path / "store.duckdb").start()
+    kept = http.client.HTTPConnection("127.0.0.1", store.port)
+    kept.request("POST", "/v2.1/track", body=json.dumps([_envelope("kept")]).encode())
+    assert json.loads(kept.getresponse().read())["itemsAccepted"] == 1  # the connection stays
+    started = set(threading.enumerate()) - before
+    assert any("process_request_thread" in thread.name for thread in started), started
+    store.stop()
+    assert set(threading.enumerate()) - before == set()
+    kept.close()

@@ -1,7 +1,17 @@
 """An Application Insights ingestion endpoint that misbehaves on purpose, in front of a real
-`LocalStore`: it answers 503, 429, 206 (partial success) and answers too late, as scripted,
-request by request (no clocks), and keeps every envelope it was sent, so a test can look at
-exactly what left the process."""
+`LocalStore`: it answers 503, 429, 206 (partial success), stores a batch and never answers, or
+never answers at all, as scripted, request by request, and keeps every envelope it was sent, so a
+test can look at exactly what left the process.
+
+No fault is a race against a clock. An answer that never arrives is either a connection closed
+without an answer ("late", "hang": at once, whatever the client's timeout), or a connection held
+open until the client closes it ("silent": only the client's own read timeout ends it, and the
+endpoint sees that it did). The exporter takes both the same way: azure-core raises
+`ServiceResponseError` for a read timeout and for a connection closed before the answer
+(azure/core/pipeline/transport/_requests_basic.py), which the exporter's `_transmit` treats as
+"the request was sent but the client failed to receive a response (e.g. read timeout)",
+retryable (azure/monitor/opentelemetry/exporter/export/_base.py).
+"""
 
 from __future__ import annotations
 
@@ -12,15 +22,24 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from chargeback.local.store import LocalStore, _envelopes, connection_string
+from chargeback.local.store import IngestionServer, LocalStore, _envelopes, connection_string
 
-#: What the endpoint does with one request: "ok", "503", "429", "206" (accept the first half,
-#: a retryable error for the rest), "late" (store it, then answer after the client gave up),
-#: "hang" (answer nothing in time, store nothing).
+#: What the endpoint does with one request:
+#: "ok"                    store it, answer 200;
+#: "503", "429", "500"...  answer that status, store nothing;
+#: "206"                   store the first half, a retryable error for each of the rest;
+#: "late"                  store it, then close the connection without an answer (the answer
+#:                         came after the client gave up);
+#: "hang"                  store nothing, close the connection without an answer;
+#: "silent"                store nothing, answer nothing, and hold the connection until the
+#:                         client closes it.
 Fault = str
+
+#: Faults after which the client never gets an answer.
+UNANSWERED = frozenset({"late", "hang", "silent"})
 
 
 @dataclass
@@ -28,8 +47,6 @@ class FaultyIngestion:
     store: LocalStore | None
     #: Request number (from 0) -> what to do with it.
     script: Callable[[int], Fault] = lambda _n: "ok"
-    #: How long "late" and "hang" take; longer than the sink's timeout.
-    delay: float = 1.0
     requests: list[Fault] = field(default_factory=list)
     #: Every envelope received, as sent (JSON), whatever the answer was.
     envelopes: list[dict[str, Any]] = field(default_factory=list)
@@ -39,11 +56,14 @@ class FaultyIngestion:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def choose(self, number: int, envelopes: list[dict[str, Any]]) -> tuple[Fault, float]:
-        """What to do with request ``number`` (from 0) and how long to wait before answering
-        one that is accepted; called under the endpoint's lock. Override to decide otherwise."""
+        """What to do with request ``number`` (from 0), and how many seconds to take before an
+        answer (a slow endpoint; never a race: the client waits 30 s); called under the
+        endpoint's lock. Override to decide otherwise."""
         return self.script(number), 0.0
 
-    def handle(self, body: bytes, encoding: str) -> tuple[int, dict[str, Any], float]:
+    def handle(self, body: bytes, encoding: str) -> tuple[Fault, int, dict[str, Any], float]:
+        """Record one request and store what the script accepts:
+        ``(fault, status, payload, seconds before the answer)``."""
         if encoding == "gzip":
             body = gzip.decompress(body)
         envelopes = _envelopes(body)
@@ -57,7 +77,6 @@ class FaultyIngestion:
         status = 200
         if fault in ("ok", "late"):
             accepted = envelopes
-            wait = self.delay if fault == "late" else wait
         elif fault == "206":
             half = len(envelopes) // 2
             accepted = envelopes[:half]
@@ -66,9 +85,7 @@ class FaultyIngestion:
                 for i in range(half, len(envelopes))
             ]
             status = 206 if errors else 200
-        elif fault == "hang":
-            status, wait = 503, self.delay
-        else:
+        elif fault not in UNANSWERED:
             status = int(fault)
         if accepted and self.store is not None:
             self.store.ingest(accepted)
@@ -79,37 +96,49 @@ class FaultyIngestion:
             "itemsAccepted": len(accepted),
             "errors": errors,
         }
-        return status, payload, wait
+        return fault, status, payload, wait
 
 
 @contextmanager
 def serve(ingestion: FaultyIngestion) -> Iterator[str]:
-    """Serve on 127.0.0.1; yields the connection string."""
+    """Serve on 127.0.0.1; yields the connection string. On leaving, every request thread has
+    ended (`IngestionServer`), so none is still writing to the store."""
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            status, payload, wait = ingestion.handle(
+            fault, status, payload, wait = ingestion.handle(
                 body, self.headers.get("Content-Encoding", "").lower()
             )
             if wait:
                 time.sleep(wait)
+            if fault in UNANSWERED:
+                if fault == "silent":
+                    self._wait_until_the_client_closes()
+                self.close_connection = True  # closed without a status line
+                return
             data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _wait_until_the_client_closes(self) -> None:
+            # The client sends nothing more on this connection: the next read returns only
+            # when it closes its end (or when the server closes, see IngestionServer).
             try:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                while self.connection.recv(4096):
+                    pass
             except OSError:
-                pass  # the client gave up waiting
+                pass
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
             return
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = IngestionServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -117,3 +146,4 @@ def serve(ingestion: FaultyIngestion) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+        thread.join()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import time
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -52,12 +52,14 @@ def start_azurite(workdir: Path) -> Iterator[Azurite]:
             "--silent",
             "--skipApiVersionCheck",
             "--loose",
+            "--disableTelemetry",  # it otherwise sends usage data to Microsoft (its --help)
         ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
+    output = AzuriteOutput(process)
     try:
-        _wait_for_port(port, process)
+        output.wait_until_listening()
         yield Azurite(port, process)
     finally:
         process.terminate()
@@ -65,18 +67,48 @@ def start_azurite(workdir: Path) -> Iterator[Azurite]:
             process.wait(timeout=5)
         except subprocess.TimeoutExpired:  # Azurite sometimes waits on open connections
             process.kill()
-            process.wait(timeout=5)
+            process.wait()
+        output.join()
 
 
-def _wait_for_port(port: int, process: subprocess.Popen[bytes], seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            error = process.stderr.read().decode(errors="replace") if process.stderr else ""
-            raise RuntimeError(f"Azurite exited: {error}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"Azurite did not listen on port {port} within {seconds}s")
+class AzuriteOutput:
+    """Reads Azurite's output to its end, so that its pipe never fills, and notes when Azurite
+    says it listens (azurite/dist/src/blob/main.js prints the line once its server is up)."""
+
+    #: azurite-blob (blob/main.js) and the all-in-one azurite (azurite.js) word it differently.
+    READY = (
+        b"Azurite Blob service successfully listens on",
+        b"Azurite Blob service is successfully listening at",
+    )
+    #: Not a speed budget: only a guard against a hang (Azurite neither listening nor exiting).
+    HANG_GUARD_SECONDS = 600
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self._process = process
+        self._lines: list[bytes] = []
+        self._listening = False
+        self._settled = threading.Event()  # listening, or the output ended
+        self._thread = threading.Thread(target=self._read, name="azurite-output", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self._process.stdout is not None
+        for line in self._process.stdout:
+            self._lines.append(line)
+            if line.startswith(self.READY):
+                self._listening = True
+                self._settled.set()
+        self._settled.set()
+
+    def wait_until_listening(self) -> None:
+        """However long a busy machine takes: Azurite either listens or exits (the guard only
+        catches a hang that would otherwise stall the whole suite)."""
+        if not self._settled.wait(self.HANG_GUARD_SECONDS):
+            self._process.kill()
+            raise RuntimeError("Azurite neither listened nor exited: stopped")
+        if not self._listening:
+            said = b"".join(self._lines).decode(errors="replace")
+            raise RuntimeError(f"Azurite exited ({self._process.wait()}) before listening: {said}")
+
+    def join(self) -> None:
+        self._thread.join()
