@@ -24,13 +24,14 @@ from chargeback.bodies import Exchange, parse_exchange
 from chargeback.emit import ChargebackEvent, EventSink, build_event
 from chargeback.emit.deadletter import DeadLetter, DeadLetterSink
 from chargeback.errors import BadMessage, TransientError, UnidentifiableMessage, UnknownModel
-from chargeback.gateway import GatewayCall, parse_gateway_message
+from chargeback.gateway import GatewayCall, mask_identity, parse_gateway_message
 from chargeback.receive import RawMessage
 from chargeback.settings import Settings
 from chargeback.tokens import (
     TokenCounts,
     encoding_name_for_model,
     estimate,
+    plausible_counts,
     usage_from_api,
 )
 
@@ -182,7 +183,8 @@ class Processor:
         """The model the response reported (the policy's copy of it when the response was not
         read); else the deployment's mapped or own name."""
         if exchange.response_model:
-            return exchange.response_model
+            # From the body, not the gateway: masked here like the gateway's own fields.
+            return mask_identity(exchange.response_model)
         if call.model:
             return call.model
         mapping = self.settings.deployment_models
@@ -190,13 +192,21 @@ class Processor:
             if name and name in mapping:
                 return mapping[name]
             if name and encoding_name_for_model(name):
-                return name
+                return mask_identity(name)
         return None
 
     def _counts(
         self, call: GatewayCall, exchange: Exchange, model: str | None, reported: TokenCounts | None
     ) -> TokenCounts:
-        """``reported``: the counts of the policy's copy of usage, if readable."""
+        """The call's counts, from whichever source has them, as the usage rules allow them
+        (`plausible_counts`: corrected and flagged, or `ImplausibleUsage`). ``reported``: the
+        counts of the policy's copy of usage, if readable."""
+        counts = self._measured(call, exchange, model, reported)
+        return plausible_counts(counts, model, exchange.operation, exchange.request)
+
+    def _measured(
+        self, call: GatewayCall, exchange: Exchange, model: str | None, reported: TokenCounts | None
+    ) -> TokenCounts:
         if call.event_tokens is not None:
             prompt, completion, total = call.event_tokens
             return TokenCounts(prompt, completion, total, source="event")
@@ -204,6 +214,13 @@ class Processor:
         reported = reported or usage_from_api(exchange.usage)
         if reported is not None:
             return reported
+        counts = self._estimated(call, exchange, model)
+        if call.usage or exchange.usage:
+            # A usage object was there but held no readable counts: the estimate says so.
+            counts = counts._replace(notes=(*counts.notes, "usage-unreadable"))
+        return counts
+
+    def _estimated(self, call: GatewayCall, exchange: Exchange, model: str | None) -> TokenCounts:
         cut = call.truncated or exchange.request_truncated or exchange.response_truncated
         if model is None:
             if cut:
