@@ -8,7 +8,9 @@
     │   ├── MalformedMessage      not JSON, none of the contract's shapes, a field of a wrong type
     │   ├── MessageTooLarge       over CHARGEBACK_MAX_MESSAGE_BYTES
     │   ├── UnidentifiableMessage cut short before the fields that identify the call
-    │   └── UnknownModel          tokens must be estimated but no encoding is known for the model
+    │   ├── UnknownModel          tokens must be estimated but no encoding is known for the model
+    │   └── ImplausibleUsage      more tokens than one call to the model can hold: never priced,
+    │                             kept for a person (chargeback.tokens.plausible)
     └── TransientError            the world, not the message: raise so Event Hubs retries the batch
         ├── TelemetryNotAccepted  Application Insights did not accept the batch's events
         └── DeadLetterUnavailable the dead-letter store could not be written
@@ -24,6 +26,7 @@ __all__ = [
     "ChargebackError",
     "ConfigurationError",
     "DeadLetterUnavailable",
+    "ImplausibleUsage",
     "MalformedMessage",
     "MessageTooLarge",
     "TelemetryNotAccepted",
@@ -68,6 +71,10 @@ class UnidentifiableMessage(BadMessage):
 
 class UnknownModel(BadMessage):
     reason = "unknown-model"
+
+
+class ImplausibleUsage(BadMessage):
+    reason = "implausible-usage"
 
 
 class TransientError(ChargebackError):

@@ -30,7 +30,7 @@ from chargeback.errors import (
     UnidentifiableMessage,
     UnknownModel,
 )
-from chargeback.gateway import GatewayCall, parse_gateway_message
+from chargeback.gateway import GatewayCall, mask_identity, parse_gateway_message
 from chargeback.gateway.resource_logs import (
     CATEGORY_LLM,
     GatewayIdentity,
@@ -46,6 +46,7 @@ from chargeback.tokens import (
     TokenCounts,
     encoding_name_for_model,
     estimate,
+    plausible_counts,
     usage_from_api,
 )
 
@@ -214,7 +215,7 @@ class Processor:
                 return Outcome("skipped", "duplicate-in-batch", record.correlation_id)
             if isinstance(record, GatewayIdentity) and (reason := not_billable(record)):
                 return Outcome("skipped", reason, record.correlation_id)
-            events.append(self._log_event(log_call(record)))
+            events.append(self._log_event(log_call(record, raw.enqueued_time)))
             seen.add(key)
             return Outcome("emitted", "", record.correlation_id)
         except BadMessage as exc:
@@ -234,11 +235,10 @@ class Processor:
             extra["TokenSource"] = ""
             return build_event(half.call, half.exchange, counts, None, extra=extra)
         model = self.model_of(half.call, half.exchange)
-        price_dims, cost = self.pricing.charge(model, half.exchange.deployment, half.counts)
+        counts = plausible_counts(half.counts, model)  # the same usage rules as every source
+        price_dims, cost = self.pricing.charge(model, half.exchange.deployment, counts)
         extra.update(price_dims)
-        return build_event(
-            half.call, half.exchange, half.counts, model, extra=extra, measurements=cost
-        )
+        return build_event(half.call, half.exchange, counts, model, extra=extra, measurements=cost)
 
     def _dead_letter(self, raw: RawMessage, reason: str, detail: str) -> Outcome:
         self.dead_letters.put(DeadLetter(raw, reason, detail))
@@ -275,7 +275,8 @@ class Processor:
         """The model the response reported (the policy's copy of it when the response was not
         read); else the deployment's mapped or own name."""
         if exchange.response_model:
-            return exchange.response_model
+            # From the body, not the gateway: masked here like the gateway's own fields.
+            return mask_identity(exchange.response_model)
         if call.model:
             return call.model
         mapping = self.settings.deployment_models
@@ -283,13 +284,21 @@ class Processor:
             if name and name in mapping:
                 return mapping[name]
             if name and encoding_name_for_model(name):
-                return name
+                return mask_identity(name)
         return None
 
     def _counts(
         self, call: GatewayCall, exchange: Exchange, model: str | None, reported: TokenCounts | None
     ) -> TokenCounts:
-        """``reported``: the counts of the policy's copy of usage, if readable."""
+        """The call's counts, from whichever source has them, as the usage rules allow them
+        (`plausible_counts`: corrected and flagged, or `ImplausibleUsage`). ``reported``: the
+        counts of the policy's copy of usage, if readable."""
+        counts = self._measured(call, exchange, model, reported)
+        return plausible_counts(counts, model, exchange.operation, exchange.request)
+
+    def _measured(
+        self, call: GatewayCall, exchange: Exchange, model: str | None, reported: TokenCounts | None
+    ) -> TokenCounts:
         if call.event_tokens is not None:
             prompt, completion, total = call.event_tokens
             return TokenCounts(prompt, completion, total, source="event")
@@ -297,6 +306,13 @@ class Processor:
         reported = reported or usage_from_api(exchange.usage)
         if reported is not None:
             return reported
+        counts = self._estimated(call, exchange, model)
+        if call.usage or exchange.usage:
+            # A usage object was there but held no readable counts: the estimate says so.
+            counts = counts._replace(notes=(*counts.notes, "usage-unreadable"))
+        return counts
+
+    def _estimated(self, call: GatewayCall, exchange: Exchange, model: str | None) -> TokenCounts:
         cut = call.truncated or exchange.request_truncated or exchange.response_truncated
         if model is None:
             if cut:

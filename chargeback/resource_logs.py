@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
+from typing import Any
 
 from chargeback.bodies import Exchange, route
 from chargeback.errors import MalformedMessage
@@ -27,6 +28,7 @@ from chargeback.gateway.resource_logs import (
     GatewayIdentity,
     LlmUsage,
 )
+from chargeback.gateway.timestamps import call_time
 from chargeback.tokens import TokenCounts
 
 __all__ = ["LogCall", "is_resource_logs", "log_call", "not_billable"]
@@ -50,12 +52,17 @@ class LogCall:
     category: str
 
 
-def log_call(record: LlmUsage | GatewayIdentity) -> LogCall:
-    """The half of a call one record gives. Raises `MalformedMessage` for a record that cannot
-    be billed as it is (it is dead-lettered alone)."""
+def log_call(record: LlmUsage | GatewayIdentity, enqueued: datetime | None) -> LogCall:
+    """The half of a call one record gives, its time settled against the time Event Hubs
+    enqueued the message (as for every shape: `chargeback.gateway.timestamps.call_time`).
+    Raises `MalformedMessage` for a record that cannot be billed as it is."""
+    moment, why = call_time(record.time, enqueued, "time")
+    times: dict[str, Any] = {"timestamp": moment}
+    if why is not None:
+        times.update(reported_timestamp=record.time, timestamp_adjusted=why)
     if isinstance(record, LlmUsage):
-        return _tokens_half(record)
-    return _identity_half(record)
+        return _tokens_half(record, times)
+    return _identity_half(record, times)
 
 
 def not_billable(record: GatewayIdentity) -> str | None:
@@ -70,7 +77,7 @@ def not_billable(record: GatewayIdentity) -> str | None:
     return None
 
 
-def _tokens_half(record: LlmUsage) -> LogCall:
+def _tokens_half(record: LlmUsage, times: dict[str, Any]) -> LogCall:
     prompt, completion = record.prompt_tokens, record.completion_tokens
     if prompt is None or completion is None:
         missing = "promptTokens" if prompt is None else "completionTokens"
@@ -79,21 +86,20 @@ def _tokens_half(record: LlmUsage) -> LogCall:
     call = GatewayCall(
         shape="resource-logs",
         request_id=record.correlation_id,
-        timestamp=_time(record.time),
         region=record.region,
         model=record.model,
+        **times,
     )
     exchange = Exchange(None, record.deployment, record.api_version, stream=bool(record.stream))
     counts = TokenCounts(prompt, completion, total, record.cached_tokens or 0, source="gateway")
     return LogCall(call, exchange, counts, CATEGORY_LLM)
 
 
-def _identity_half(record: GatewayIdentity) -> LogCall:
+def _identity_half(record: GatewayIdentity, times: dict[str, Any]) -> LogCall:
     where = route(record.url)
     call = GatewayCall(
         shape="resource-logs",
         request_id=record.correlation_id,
-        timestamp=_time(record.time),
         url=record.url,
         method=record.method,
         status_code=record.status_code,
@@ -105,20 +111,7 @@ def _identity_half(record: GatewayIdentity) -> LogCall:
         client_ip=record.caller_ip,
         backend_id=record.backend_id,
         region=record.region,
+        **times,
     )
     exchange = Exchange(where.operation, where.deployment, where.api_version)
     return LogCall(call, exchange, None, CATEGORY_GATEWAY)
-
-
-def _time(text: str) -> datetime:
-    try:
-        # Azure Monitor writes ISO 8601 with up to 7 fraction digits; Python reads them all.
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise MalformedMessage("record time is not an ISO 8601 date and time") from None
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    try:
-        return moment.astimezone(UTC)
-    except OverflowError:
-        raise MalformedMessage("record time is out of range") from None

@@ -171,10 +171,12 @@ def main(corpus: str) -> None:
     )
     messages.append(throttled)
     lines = [json.dumps(m) for m in messages]
+    # The chargeback article's policy writes DateTime.UtcNow.ToString(): the gateway culture's
+    # general date/time (en-US here), not ISO 8601.
     lines.append(
         json.dumps(
             {
-                "Timestamp": "2026-11-18T12:00:00Z",
+                "Timestamp": "11/18/2026 12:00:00 PM",
                 "ApiOperation": "ChatCompletions_Create",
                 "AppKey": "hrkey-0123456789abcdef",
                 "PromptTokens": "120",

@@ -30,6 +30,7 @@ PUBLIC = [
     "DeadLetterUnavailable",
     "DirectoryDeadLetters",
     "EventSink",
+    "ImplausibleUsage",
     "JsonlSink",
     "MalformedMessage",
     "MemoryDeadLetters",

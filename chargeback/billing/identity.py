@@ -43,7 +43,7 @@ from pydantic import Field, ValidationError, field_validator
 
 from chargeback.billing.documents import StrictModel, load_document, validation_problems
 from chargeback.errors import ConfigurationError
-from chargeback.gateway import mask_key
+from chargeback.gateway import mask_identity, mask_key
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -144,9 +144,11 @@ def load_identity_map(path: Path | None) -> IdentityMap:
         "productId": parsed.product_id,
         "appKey": parsed.app_key,
     }
+    # An identity shaped like a credential arrives masked (`chargeback.gateway.masking`): the
+    # map's entry for it is masked the same way, so that it still matches.
     entries = {
         kind: {
-            value.strip(): _Target(e.business_unit, e.cost_center, e.application)
+            _as_arriving(value): _Target(e.business_unit, e.cost_center, e.application)
             for value, e in section.items()
         }
         for kind, section in sections.items()
@@ -155,6 +157,10 @@ def load_identity_map(path: Path | None) -> IdentityMap:
         name: unit.cost_center for name, unit in parsed.business_units.items() if unit.cost_center
     }
     return IdentityMap(entries, cost_centers)
+
+
+def _as_arriving(value: str) -> str:
+    return mask_identity(value.strip()) or ""
 
 
 # --- Resolving a call -----------------------------------------------------------------------

@@ -39,10 +39,11 @@ class ChargebackEvent:
 
 
 def iso_utc(moment: datetime) -> str:
-    if moment.year >= 1000:  # isoformat pads a year to 4 digits, strftime does not
-        # The same text as below, in half the time: it runs once per event.
-        return moment.isoformat(timespec="milliseconds")[:23] + "Z"
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    """ISO 8601 in UTC to the millisecond, always with a four-digit year (``0001-01-01T...``):
+    ``datetime.isoformat`` pads the year to four digits on every platform, where ``%Y`` of
+    glibc's strftime writes year 1 as ``1``. ``moment`` is in UTC (the gateway stage sees to
+    it)."""
+    return moment.isoformat(timespec="milliseconds")[:23] + "Z"
 
 
 def build_event(
@@ -86,6 +87,12 @@ def build_event(
     ):
         if value:
             dimensions[key] = value
+    if counts.adjusted:  # what the usage rules changed (tokens/plausible.py)
+        dimensions["UsageAdjusted"] = ",".join(counts.adjusted)
+    if call.timestamp_adjusted:  # billed at the enqueued time (gateway/timestamps.py)
+        dimensions["TimestampAdjusted"] = call.timestamp_adjusted
+        if call.reported_timestamp is not None:
+            dimensions["ReportedTimestamp"] = iso_utc(call.reported_timestamp)
     truncated = call.truncated or exchange.request_truncated or exchange.response_truncated
     dimensions["Truncated"] = _flag(truncated)
     dimensions["PromptTokens"] = str(counts.prompt)

@@ -13,7 +13,8 @@ Shape = Literal["v1", "usage-only", "bodies", "resource-logs"]
 
 @dataclass(frozen=True, slots=True)
 class GatewayCall:
-    """One call through the gateway, whatever shape it arrived in. Holds no raw key."""
+    """One call through the gateway, whatever shape it arrived in. Holds no raw key, and no
+    value shaped like a credential (`chargeback.gateway.masking`)."""
 
     shape: Shape
     request_id: str
@@ -43,3 +44,7 @@ class GatewayCall:
     event_tokens: tuple[int, int, int] | None = None
     #: The message was cut short (APIM's 200 KB limit) and only its prefix was read.
     truncated: bool = False
+    #: The message's own time, when ``timestamp`` is not it (`chargeback.gateway.timestamps`).
+    reported_timestamp: datetime | None = None
+    #: Why ``timestamp`` is the enqueued time: ``ahead-of-enqueued`` or ``behind-enqueued``.
+    timestamp_adjusted: str | None = None

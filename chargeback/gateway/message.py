@@ -6,13 +6,17 @@ The shapes are told apart by their fields:
 - ``usage-only`` (the chargeback article's policy) has ``AppKey`` and ``PromptTokens``;
 - ``bodies`` (the Azure-Samples policy) has ``request`` and ``response``.
 
-Raw subscription keys are masked here, on arrival, so no later stage ever holds one.
+Raw subscription keys, and any value shaped like a credential, are masked here, on arrival, so
+no later stage ever holds one (`chargeback.gateway.masking`). The call's time is read from the
+forms each policy writes, and settled against the time Event Hubs enqueued the message
+(`chargeback.gateway.timestamps`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import operator
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -22,7 +26,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from chargeback.errors import MalformedMessage, MessageTooLarge, UnidentifiableMessage
 from chargeback.gateway import jsontext
 from chargeback.gateway.call import GatewayCall, Shape
-from chargeback.gateway.masking import mask_key
+from chargeback.gateway.masking import (
+    looks_like_credential,
+    mask_credentials_in,
+    mask_identity,
+    mask_key,
+    mask_request_id,
+)
+from chargeback.gateway.timestamps import call_time, parse_timestamp
 from chargeback.receive import RawMessage
 
 __all__ = ["parse_gateway_message"]
@@ -38,7 +49,8 @@ class _Shape(BaseModel):
 class _V1(_Shape):
     version: int
     request_id: str = Field(alias="requestId", min_length=1, max_length=256)
-    timestamp: datetime
+    #: Read by `parse_timestamp`, which words its own errors.
+    timestamp: Any
     url: str = Field(max_length=8192)
     status_code: int = Field(alias="statusCode", ge=0, le=999)
     method: str | None = None
@@ -62,16 +74,18 @@ class _V1(_Shape):
 
 
 class _UsageOnly(_Shape):
-    timestamp: datetime = Field(alias="Timestamp")
+    timestamp: Any = Field(alias="Timestamp")
     api_operation: str | None = Field(default=None, alias="ApiOperation")
     app_key: str | None = Field(default=None, alias="AppKey")
-    prompt_tokens: int = Field(alias="PromptTokens", ge=0, lt=2**53)
-    completion_tokens: int = Field(default=0, alias="CompletionTokens", ge=0, lt=2**53)
-    total_tokens: int | None = Field(default=None, alias="TotalTokens", ge=0, lt=2**53)
+    #: Read by `_count`: a count is a whole number, never a bool or 12.5 (pydantic's lax int
+    #: takes ``true`` as 1); how large is the usage rules' question, not the shape's.
+    prompt_tokens: Any = Field(alias="PromptTokens")
+    completion_tokens: Any = Field(default=0, alias="CompletionTokens")
+    total_tokens: Any = Field(default=None, alias="TotalTokens")
 
 
 class _Bodies(_Shape):
-    timestamp: datetime = Field(alias="eventTime")
+    timestamp: Any = Field(alias="eventTime")
     api_operation: str | None = Field(default=None, alias="apiOperation")
     app_key: str | None = Field(default=None, alias="appSubscriptionKey")
     request: str | None = None
@@ -98,13 +112,12 @@ def parse_gateway_message(raw: RawMessage, *, max_bytes: int) -> GatewayCall:
         raise
     try:
         if shape == "v1":
-            call = _v1_fast(fields, truncated)
-            if call is not None:
-                return call
-            return _from_v1(_V1.model_validate(fields), truncated)
-        if shape == "usage-only":
-            return _from_usage_only(_UsageOnly.model_validate(fields), raw, truncated)
-        return _from_bodies(_Bodies.model_validate(fields), raw, truncated)
+            call = _v1_fast(fields, truncated) or _from_v1(_V1.model_validate(fields), truncated)
+        elif shape == "usage-only":
+            call = _from_usage_only(_UsageOnly.model_validate(fields), raw, truncated)
+        else:
+            call = _from_bodies(_Bodies.model_validate(fields), raw, truncated)
+        return _on_arrival(call, raw)
     except ValidationError as exc:
         problem = _first_problem(exc)
         if truncated:
@@ -112,6 +125,8 @@ def parse_gateway_message(raw: RawMessage, *, max_bytes: int) -> GatewayCall:
                 f"{shape} message cut short before its identity was complete ({problem})"
             ) from None
         raise MalformedMessage(f"{shape} message: {problem}") from None
+    except MalformedMessage as exc:  # a field read after validation: the time, a count
+        raise MalformedMessage(f"{shape} message: {exc}") from None
 
 
 def _decode(body: bytes) -> tuple[dict[str, Any], bool]:
@@ -177,17 +192,11 @@ def _first_problem(exc: ValidationError) -> str:
     return f"field {where}: {err['msg']}"
 
 
-def _utc(moment: datetime) -> datetime:
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
-
-
 def _from_v1(msg: _V1, truncated: bool) -> GatewayCall:
     return GatewayCall(
         shape="v1",
         request_id=msg.request_id,
-        timestamp=_utc(msg.timestamp),
+        timestamp=parse_timestamp(msg.timestamp, "timestamp"),
         url=msg.url,
         method=msg.method,
         status_code=msg.status_code,
@@ -243,7 +252,7 @@ def _v1_fast(fields: dict[str, Any], truncated: bool) -> GatewayCall | None:
         return None
     # In `GatewayCall`'s field order (checked at import).
     values = ["v1", request_id, moment.astimezone(UTC), url, text[0], status, *text[1:15], usage]
-    values += [text[15], text[16], mask_key(text[4]), None, truncated]
+    values += [text[15], text[16], mask_key(text[4]), None, truncated, None, None]
     call = _new_call(GatewayCall)
     for set_slot, value in zip(_CALL_SLOTS, values, strict=True):
         set_slot(call, value)
@@ -273,7 +282,7 @@ _V1_TEXT = (
 )
 _TEXT_TYPES = frozenset({str, type(None)})
 #: The timestamp the policy writes (UTC, ``Z``), which `datetime.fromisoformat` reads exactly as
-#: pydantic does; any other form goes through pydantic.
+#: `parse_timestamp` does; any other form goes through it.
 _POLICY_TIME = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?Z"
 )
@@ -298,6 +307,8 @@ def _v1_order() -> tuple[str, ...]:
         "app_key",
         "event_tokens",
         "truncated",
+        "reported_timestamp",
+        "timestamp_adjusted",
     )
 
 
@@ -315,28 +326,114 @@ def _from_usage_only(msg: _UsageOnly, raw: RawMessage, truncated: bool) -> Gatew
     if truncated and "completion_tokens" not in msg.model_fields_set:
         # Cut before CompletionTokens: its default of 0 would bill the call short, silently.
         raise UnidentifiableMessage("usage-only message cut short before CompletionTokens")
-    total = msg.total_tokens
-    if total is None:
-        total = msg.prompt_tokens + msg.completion_tokens
+    prompt = _count(msg.prompt_tokens, "PromptTokens")
+    completion = _count(msg.completion_tokens, "CompletionTokens")
+    total = None if msg.total_tokens is None else _count(msg.total_tokens, "TotalTokens")
     return GatewayCall(
         shape="usage-only",
         request_id=_derived_id(raw),
-        timestamp=_utc(msg.timestamp),
+        timestamp=parse_timestamp(msg.timestamp, "Timestamp"),
         operation_id=msg.api_operation,
         app_key=mask_key(msg.app_key),
-        event_tokens=(msg.prompt_tokens, msg.completion_tokens, total),
+        # A missing total is prompt + completion; a total that differs is the usage rules'
+        # to correct and flag (`chargeback.tokens.plausible`).
+        event_tokens=(prompt, completion, prompt + completion if total is None else total),
         truncated=truncated,
     )
+
+
+#: A count as the article's policy writes it (``.ToString()`` of an int) or as JSON: up to 30
+#: digits, far above any ceiling, so that a longer run is refused before Python converts it.
+_DIGITS = re.compile(r"[0-9]{1,30}", re.ASCII)
+
+
+def _count(value: Any, field: str) -> int:
+    if type(value) is int and value >= 0:
+        return value
+    if isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
+        return int(value.strip())
+    raise MalformedMessage(f"field {field}: {_kind(value)}, not a count (a whole number >= 0)")
 
 
 def _from_bodies(msg: _Bodies, raw: RawMessage, truncated: bool) -> GatewayCall:
     return GatewayCall(
         shape="bodies",
         request_id=_derived_id(raw),
-        timestamp=_utc(msg.timestamp),
+        timestamp=parse_timestamp(msg.timestamp, "eventTime"),
         operation_id=msg.api_operation,
         app_key=mask_key(msg.app_key),
         request_body=msg.request,
         response_body=msg.response,
         truncated=truncated,
     )
+
+
+# --- On arrival: the call's time settled, credentials masked ---------------------------------
+
+_TIME_FIELD: dict[Shape, str] = {
+    "v1": "timestamp",
+    "usage-only": "Timestamp",
+    "bodies": "eventTime",
+}
+
+#: The text fields that can reach an event, a skip reason or a dead letter's detail. The bodies
+#: are read by the bodies stage and never copied out whole.
+_IDENTITY = (
+    "method",
+    "operation_id",
+    "api_id",
+    "product_id",
+    "subscription_id",
+    "subscription_name",
+    "user_id",
+    "app_id",
+    "business_unit",
+    "end_user",
+    "client_ip",
+    "backend_id",
+    "region",
+    "response_content_type",
+    "model",
+)
+_texts = operator.attrgetter("url", *_IDENTITY)
+#: The ids the usage-only and bodies shapes are given (`_derived_id`) are ours, hashes of the
+#: message, and already hold nothing of it.
+_DERIVED_IDS: frozenset[Shape] = frozenset({"usage-only", "bodies"})
+#: Whether a caller's fields (URL and identities, which repeat from call to call) hold a
+#: credential: looked at once per distinct set, not once per message. Bounded in entries and in
+#: the size of each (at most 4,096 of up to 2 KB); a race between batches of two partitions
+#: costs one more look, never a wrong answer.
+_VERDICTS: dict[tuple[str | None, ...], bool] = {}
+_VERDICTS_LIMIT = 4096
+_VERDICT_SIZE = 2048
+
+
+def _on_arrival(call: GatewayCall, raw: RawMessage) -> GatewayCall:
+    """The call with its time settled against the enqueued time and every value shaped like a
+    credential masked. The usual call costs a comparison, a dictionary look-up and a look at
+    its request id, and is returned as it is."""
+    moment, why = call_time(call.timestamp, raw.enqueued_time, _TIME_FIELD[call.shape])
+    if why is not None:
+        call = dataclasses.replace(
+            call, timestamp=moment, reported_timestamp=call.timestamp, timestamp_adjusted=why
+        )
+    texts = _texts(call)
+    verdict = _VERDICTS.get(texts)
+    if verdict is None:
+        joined = "\n".join(filter(None, texts))
+        verdict = looks_like_credential(joined)
+        if len(joined) <= _VERDICT_SIZE:
+            if len(_VERDICTS) >= _VERDICTS_LIMIT:
+                _VERDICTS.clear()
+            _VERDICTS[texts] = verdict
+    if verdict or (call.shape not in _DERIVED_IDS and looks_like_credential(call.request_id)):
+        call = _masked(call)
+    return call
+
+
+def _masked(call: GatewayCall) -> GatewayCall:
+    changes: dict[str, Any] = {name: mask_identity(getattr(call, name)) for name in _IDENTITY}
+    if call.shape not in _DERIVED_IDS:
+        changes["request_id"] = mask_request_id(call.request_id)
+    changes["url"] = mask_credentials_in(call.url)
+    return dataclasses.replace(call, **changes)

@@ -28,19 +28,28 @@ continuation that arrives in a later message and repeats the counts yields a sec
 with the same correlation id: downstream de-duplication by request id already covers that, as it
 covers Event Hubs redelivery.
 
-Nothing here depends on the rest of the pipeline except `chargeback.errors`: the pipeline turns
-`LlmUsage` and `GatewayIdentity` into events, `Skipped` into a stated skip and `RecordError` into
-a dead letter of that record alone.
+As for every shape, on arrival: ``time`` is read by `parse_timestamp` (a record whose time is
+not readable is a `RecordError`), and every text value shaped like a credential is masked
+(`chargeback.gateway.masking`; a correlation id as a request id is, so that it still joins the
+``requestId`` of the v1 message of the same call). The counts are whole numbers >= 0; the usage
+rules (`chargeback.tokens.plausible_counts`) are the pipeline's to apply, as for every source.
+
+Nothing here depends on the rest of the pipeline except `chargeback.errors` and the gateway's own
+masking and time reading: the pipeline turns `LlmUsage` and `GatewayIdentity` into events,
+`Skipped` into a stated skip and `RecordError` into a dead letter of that record alone.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Final
 
 from chargeback.errors import BadMessage, MalformedMessage, UnidentifiableMessage
 from chargeback.gateway import jsontext
+from chargeback.gateway.masking import mask_credentials_in, mask_identity, mask_request_id
+from chargeback.gateway.timestamps import parse_timestamp
 
 __all__ = [
     "CATEGORY_GATEWAY",
@@ -66,7 +75,7 @@ class LlmUsage:
     (the workspace table has no such column)."""
 
     correlation_id: str
-    time: str
+    time: datetime
     resource_id: str | None
     model: str | None
     deployment: str | None
@@ -91,7 +100,7 @@ class GatewayIdentity:
     subscription entity id (ApimSubscriptionId), never a key."""
 
     correlation_id: str
-    time: str
+    time: datetime
     resource_id: str | None
     subscription_id: str | None
     product_id: str | None
@@ -166,7 +175,7 @@ class _LlmPart:
 
     index: int
     correlation_id: str
-    time: str
+    time: datetime
     resource_id: str | None
     fields: dict[str, object]
     sequence_number: int | None
@@ -226,7 +235,7 @@ def _identity(view: _Fields) -> GatewayIdentity:
         operation_id=view.text("operationId"),
         caller_ip=view.text("callerIpAddress"),
         backend_id=view.text("backendId"),
-        url=view.text("url"),
+        url=view.url(),
         status_code=view.count("responseCode"),
         method=view.text("method"),
         region=view.text("region") or view.text("location"),
@@ -251,6 +260,11 @@ class _Fields:
         return self._top.get(key) if value is None else value
 
     def text(self, name: str) -> str | None:
+        """A string, masked when it is shaped like a credential."""
+        value = self.raw_text(name)
+        return mask_identity(value)
+
+    def raw_text(self, name: str) -> str | None:
         value = self.get(name)
         if value is None or value == "":
             return None
@@ -258,15 +272,21 @@ class _Fields:
             return value
         raise self._wrong(name, value, "a string")
 
+    def url(self) -> str | None:
+        return mask_credentials_in(self.raw_text("url"))
+
     def count(self, name: str) -> int | None:
-        """A whole number >= 0: a JSON integer, or a string of digits."""
+        """A whole number >= 0: a JSON integer, or a string of at most 30 ASCII digits (more
+        is above any ceiling, and Python refuses to convert over 4,300)."""
         value = self.get(name)
         if value is None or value == "":
             return None
         if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
             return value
-        if isinstance(value, str) and value.strip().isdecimal():
-            return int(value.strip())
+        if isinstance(value, str):
+            digits = value.strip()
+            if digits.isascii() and digits.isdigit() and len(digits) <= 30:
+                return int(digits)
         raise self._wrong(name, value, "a whole number")
 
     def flag(self, name: str) -> bool | None:
@@ -280,16 +300,19 @@ class _Fields:
         raise self._wrong(name, value, "true or false")
 
     def correlation_id(self) -> str:
-        value = self.text("correlationId")
+        value = self.raw_text("correlationId")
         if value is None:
             raise UnidentifiableMessage(f"record {self.index} has no correlationId")
-        return value
+        return mask_request_id(value)
 
-    def time(self) -> str:
-        value = self.text("time")
-        if value is None:
+    def time(self) -> datetime:
+        value = self.get("time")
+        if value is None or value == "":
             raise UnidentifiableMessage(f"record {self.index} has no time")
-        return value
+        try:
+            return parse_timestamp(value, "time")
+        except MalformedMessage as exc:
+            raise MalformedMessage(f"record {self.index}: {exc}") from None
 
     def _wrong(self, name: str, value: object, expected: str) -> MalformedMessage:
         # The value's kind, never the value: a dead letter's detail holds no message content.

@@ -14,7 +14,7 @@ from chargeback.billing.identity import PayerResolver, load_identity_map
 from chargeback.emit import MemorySink
 from chargeback.emit.deadletter import MemoryDeadLetters
 from chargeback.errors import ConfigurationError
-from chargeback.gateway import GatewayCall
+from chargeback.gateway import GatewayCall, parse_gateway_message
 from chargeback.pipeline import Processor
 from chargeback.receive import RawMessage
 from chargeback.settings import load_settings
@@ -210,3 +210,28 @@ def test_events_carry_who_pays_and_what_it_costs() -> None:
         "PriceVersion": "azure-openai-global-standard-2026-08-11",
     }
     assert event.measurements["Cost"] == pytest.approx((1000 * 2.5 + 100 * 10.0) / 1e6)
+
+
+def test_a_credential_shaped_identity_in_the_map_matches_it_as_it_arrives(
+    tmp_path: Path,
+) -> None:
+    """An app id written without dashes is 32 hex digits, the shape of a key: it arrives masked
+    (gateway/masking.py), and the map's entry for it is masked the same way on load."""
+    app = "0b7e0a8c5f3b4a2e9c7d1b2e3f4a5b6c"
+    path = tmp_path / "map.json"
+    path.write_text(
+        json.dumps({"appId": {app: {"application": "Ledger", "businessUnit": "finance"}}})
+    )
+    resolver = PayerResolver(load_identity_map(path))
+    message = {
+        "version": 1,
+        "requestId": "r-1",
+        "timestamp": "2026-11-20T10:00:00.000Z",
+        "url": "https://gw/openai/deployments/gpt-4o/chat/completions",
+        "statusCode": 200,
+        "appId": app,
+    }
+    arrived = parse_gateway_message(RawMessage(json.dumps(message).encode()), max_bytes=10**6)
+    assert arrived.app_id == "0b7e0a8cXXXX"
+    assert resolver.payer(arrived).application == "Ledger"
+    assert resolver.payer(arrived).source == "appId"

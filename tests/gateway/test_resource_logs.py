@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -55,7 +56,8 @@ def test_an_llm_record_in_event_hubs_spelling_gives_the_calls_tokens() -> None:
     (usage,) = parse_resource_log_message(message(LLM_CAMEL))
     assert usage == LlmUsage(
         correlation_id=CALL,
-        time="2026-11-20T10:00:01.2345678Z",
+        # Azure Monitor writes 7 fraction digits; kept to the microsecond.
+        time=datetime(2026, 11, 20, 10, 0, 1, 234567, tzinfo=UTC),
         resource_id=RESOURCE,
         model="gpt-4o-2024-08-06",
         deployment="gpt-4o",
@@ -103,7 +105,7 @@ def test_a_gateway_log_record_gives_who_made_the_call() -> None:
     (identity,) = parse_resource_log_message(message(GATEWAY))
     assert identity == GatewayIdentity(
         correlation_id=CALL,
-        time="2026-11-20T10:00:00.9876543Z",
+        time=datetime(2026, 11, 20, 10, 0, 0, 987654, tzinfo=UTC),
         resource_id=RESOURCE,
         subscription_id="finance-chatbot",
         product_id="finance",
@@ -261,3 +263,60 @@ def test_the_envelope_is_recognised_by_its_records_list() -> None:
     assert not is_resource_log_envelope({"version": 1, "requestId": "x"})
     assert not is_resource_log_envelope({"records": "x"})
     assert parse_resource_log_message(message()) == []
+
+
+# --- On arrival, as for every shape (issue 16) ------------------------------------------------
+
+JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJjYW5hcnktdXNlciJ9.c2lnbmF0dXJlLWNhbmFyeQ"
+KEY = "5e1f0a7c9b2d4e6f8a0b1c2d3e4f5a6b"
+
+
+@pytest.mark.parametrize(
+    ("time", "expected"),
+    [
+        ("11/20/2026 10:00:00 AM", None),
+        ("2026-13-20T10:00:00Z", "record 0: field time: not a date and time that exists"),
+        ("yesterday", "record 0: field time: not a date and time in a form read"),
+        (1767225600, "record 0: field time: a number, not a date and time string"),
+    ],
+)
+def test_the_time_is_read_by_the_gateways_reader(time: object, expected: str | None) -> None:
+    (result,) = parse_resource_log_records([{**LLM_CAMEL, "time": time}])
+    if expected is None:
+        assert isinstance(result, LlmUsage)
+        assert result.time == datetime(2026, 11, 20, 10, tzinfo=UTC)
+    else:
+        assert isinstance(result, RecordError) and isinstance(result.error, MalformedMessage)
+        assert str(result.error).startswith(expected)
+
+
+def test_credentials_in_a_record_are_masked_on_arrival() -> None:
+    record = renamed(
+        GATEWAY,
+        apimSubscriptionId=KEY,
+        userId=f"Bearer {JWT}",
+        url=f"https://apim/openai/deployments/gpt-4o/chat/completions?subscription-key={KEY}",
+    )
+    record["correlationId"] = JWT
+    (identity,) = parse_resource_log_records([record])
+    assert isinstance(identity, GatewayIdentity)
+    assert identity.subscription_id == "5e1f0a7cXXXX"
+    assert identity.user_id is not None and identity.user_id.startswith("token:")
+    assert identity.url is not None and identity.url.endswith("subscription-key=5e1f0a7cXXXX")
+    assert identity.correlation_id.startswith("masked:")
+    assert JWT not in repr(identity) and KEY[8:] not in repr(identity)
+    # A wrong value that is a credential is not quoted in the error either.
+    (error,) = parse_resource_log_records([renamed(LLM_CAMEL, promptTokens=JWT)])
+    assert isinstance(error, RecordError) and JWT[:12] not in str(error.error)
+
+
+def test_a_count_of_thousands_of_digits_is_an_error_for_that_record() -> None:
+    (error, usage) = parse_resource_log_records(
+        [renamed(LLM_CAMEL, promptTokens="1" * 5000), LLM_PASCAL]
+    )
+    assert isinstance(error, RecordError)
+    assert (
+        str(error.error)
+        == "record 0: promptTokens is a string of 5000 characters, not a whole number"
+    )
+    assert isinstance(usage, LlmUsage)

@@ -1,26 +1,39 @@
 """Issue #5, point 5: hostile and odd input, property-based. Every parser, fed arbitrary bytes,
 mutated real messages, deep nesting, huge numbers, invalid UTF-8 and a wrong type in every
 field, ends each message as emitted, skipped or dead-lettered: never an unhandled exception,
-and never an ``internal-error`` (the processor's net for bugs)."""
+and never an ``internal-error`` (the processor's net for bugs).
+
+Issue #16: times in every form a policy writes and out of range, usage objects across the whole
+numeric range, and identities shaped like credentials. Every event any test here produces has
+plausible counts (prompt + completion within the model's ceiling, total = prompt + completion,
+cached <= prompt, reasoning <= completion), a cost no larger than its tokens at the model's
+dearest price, and an ISO 8601 time with a four-digit year; no generated credential reaches an
+event, a dead letter's name or metadata, an outcome or a log line."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
+import re
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from chargeback.billing.pricing import PER_MILLION, load_price_table
 from chargeback.bodies import parse_exchange
-from chargeback.emit import MemorySink
+from chargeback.emit import ChargebackEvent, MemorySink
 from chargeback.emit.deadletter import MemoryDeadLetters
 from chargeback.errors import BadMessage
 from chargeback.gateway import GatewayCall, jsontext, parse_gateway_message
+from chargeback.gateway.timestamps import AHEAD, BEHIND
 from chargeback.pipeline import Outcome, Processor
 from chargeback.receive import RawMessage
 from chargeback.settings import load_settings
+from chargeback.tokens.ceilings import MAX_CHOICES, ceiling_for
 from tests.support.accounting import assert_accounted
 from tests.support.messages import load_records, v1_fields
 
@@ -47,21 +60,91 @@ WRONG: list[Any] = [
 ]
 
 
-def _process(*bodies: bytes) -> list[Outcome]:
-    events, dead = MemorySink(), MemoryDeadLetters()
-    report = Processor(SETTINGS, events, dead).process_batch(
-        [RawMessage(body, "0", i) for i, body in enumerate(bodies)]
-    )
+class _Seen:
+    """Everything one batch let out of the process: events, dead letters, outcomes, logs."""
+
+    def __init__(self) -> None:
+        self.events = MemorySink()
+        self.dead = MemoryDeadLetters()
+        self.outcomes: list[Outcome] = []
+        self.logged: list[str] = []
+
+    def text(self) -> str:
+        return json.dumps(
+            [
+                [e.to_json() for e in self.events.events],
+                [[d.name(), d.metadata()] for d in self.dead.letters],
+                [list(o) for o in self.outcomes],
+                self.logged,
+            ]
+        )
+
+
+class _Capture(logging.Handler):
+    def __init__(self, into: list[str]) -> None:
+        super().__init__(logging.DEBUG)
+        self.into = into
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.into.append(record.getMessage())
+
+
+def _process(*bodies: bytes, enqueued: datetime | None = None) -> list[Outcome]:
+    return _run(*bodies, enqueued=enqueued).outcomes
+
+
+def _run(*bodies: bytes, enqueued: datetime | None = None) -> _Seen:
+    seen = _Seen()
+    logger = logging.getLogger("chargeback")
+    handler, level = _Capture(seen.logged), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        report = Processor(SETTINGS, seen.events, seen.dead).process_batch(
+            [RawMessage(body, "0", i, enqueued_time=enqueued) for i, body in enumerate(bodies)]
+        )
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    seen.outcomes = report.outcomes
     assert_accounted(report, len(bodies))
     for outcome in report.outcomes:
         assert outcome.reason != "internal-error", outcome
-    assert len(events.events) == report.emitted
-    assert len(dead.letters) == report.dead_lettered
-    for event in events.events:
-        assert all(isinstance(v, str) for v in event.dimensions.values())
-        assert all(isinstance(v, float) for v in event.measurements.values())
-        assert all(0 <= v < 2**53 for k, v in event.measurements.items() if k != "Cost")
-    return report.outcomes
+    assert len(seen.events.events) == report.emitted
+    assert len(seen.dead.letters) == report.dead_lettered
+    for event in seen.events.events:
+        _assert_plausible(event, enqueued)
+    return seen
+
+
+PRICES = load_price_table()
+ISO_MS = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
+
+
+def _assert_plausible(event: ChargebackEvent, enqueued: datetime | None) -> None:
+    dims, values = event.dimensions, event.measurements
+    assert all(isinstance(v, str) for v in dims.values())
+    assert all(isinstance(v, float) for v in values.values())
+    prompt, completion = values["PromptTokens"], values["CompletionTokens"]
+    assert min(prompt, completion, values["CachedTokens"], values["ReasoningTokens"]) >= 0
+    assert values["TotalTokens"] == prompt + completion
+    assert values["CachedTokens"] <= prompt
+    assert values["ReasoningTokens"] <= completion
+    ceiling = ceiling_for(dims.get("Model"), dims.get("ApiOperation"), MAX_CHOICES)
+    assert prompt + completion <= ceiling, dict(dims)
+    price = PRICES.price_of(dims.get("Model"))
+    dearest = 0.0 if price is None else max(price.input, price.cached_input, price.output)
+    assert 0 <= values.get("Cost", 0.0) <= (prompt + completion) * dearest / PER_MILLION + 1e-12
+    assert ISO_MS.fullmatch(dims["Timestamp"]), dims["Timestamp"]
+    assert ISO_MS.fullmatch(event.to_json()["timestamp"])
+    if "ReportedTimestamp" in dims:
+        assert ISO_MS.fullmatch(dims["ReportedTimestamp"])
+        assert dims["TimestampAdjusted"] in ("ahead-of-enqueued", "behind-enqueued")
+        assert enqueued is not None and event.timestamp == enqueued
+    elif enqueued is not None:
+        assert -BEHIND <= event.timestamp - enqueued <= AHEAD
+    else:
+        assert 2000 <= event.timestamp.year < 2100
 
 
 def _real(index: int, **kw: Any) -> dict[str, Any]:
@@ -265,3 +348,233 @@ def test_exchange_parser_never_raises(
         response_content_type=content_type,
     )
     parse_exchange(call)
+
+
+# --- Issue 16: times, usage, identities ---------------------------------------------------------
+
+USAGE_ONLY: dict[str, Any] = {
+    "Timestamp": "11/20/2026 10:00:00 AM",
+    "ApiOperation": "ChatCompletions_Create",
+    "AppKey": "0123456789abcdef0123456789abcdef",
+    "PromptTokens": "120",
+    "CompletionTokens": "80",
+    "TotalTokens": "200",
+}
+BODIES: dict[str, Any] = {
+    "eventTime": "2026-11-20T10:00:00Z",
+    "apiOperation": "ChatCompletions_Create",
+    "appSubscriptionKey": "fedcba9876543210fedcba9876543210",
+}
+TIME_FIELD = {"v1": "timestamp", "usage-only": "Timestamp", "bodies": "eventTime"}
+
+
+def _message(shape: str, index: int, **fields: Any) -> bytes:
+    if shape == "v1":
+        base = _real(index)
+    elif shape == "usage-only":
+        base = dict(USAGE_ONLY)
+    else:
+        record = RECORDS[index % len(RECORDS)]
+        base = {
+            **BODIES,
+            "request": json.dumps(record["request"]),
+            "response": record["response_text"],
+        }
+    return json.dumps({**base, **fields}).encode()
+
+
+def _utc_forms(moment: datetime, zone: int, digits: int) -> list[str]:
+    """``moment`` (naive, read as UTC) in every form a policy writes (gateway/timestamps.py)."""
+    hour12 = moment.hour % 12 or 12
+    meridiem = "AM" if moment.hour < 12 else "PM"
+    offset = f"{'-' if zone < 0 else '+'}{abs(zone) // 60:02d}:{abs(zone) % 60:02d}"
+    fraction = f".{moment.microsecond:06d}777"[: digits + 1] if digits else ""
+    return [
+        moment.strftime("%m/%d/%Y %H:%M:%S"),
+        f"{moment.month}/{moment.day}/{moment.year:04d} {hour12}:{moment:%M:%S} {meridiem}",
+        f"{moment.month}/{moment.day}/{moment.year:04d} {hour12}:{moment:%M:%S}\u202f{meridiem}",
+        f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}{fraction}Z",
+        f"{moment.year:04d}-{moment:%m-%d %H:%M:%S}{fraction}{offset}",
+        f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}",
+    ]
+
+
+ANY_MOMENT = st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59))
+ENQUEUED = st.none() | st.datetimes(
+    min_value=datetime(2020, 1, 1), max_value=datetime(2030, 12, 31), timezones=st.just(UTC)
+)
+
+
+@FAST
+@given(
+    st.sampled_from(["v1", "usage-only", "bodies"]),
+    records,
+    st.tuples(
+        ANY_MOMENT,
+        st.integers(min_value=-(23 * 60 + 59), max_value=23 * 60 + 59),
+        st.integers(min_value=0, max_value=9),
+    ),
+    ENQUEUED,
+    st.text(max_size=40),
+)
+def test_times_in_every_form_and_out_of_range(
+    shape: str,
+    index: int,
+    when: tuple[datetime, int, int],
+    enqueued: datetime | None,
+    junk: str,
+) -> None:
+    """Every form, every year from 1 to 9999, any offset and any number of fraction digits,
+    and junk: emitted with a four-digit ISO time settled against the enqueued time
+    (`_assert_plausible`), or dead-lettered as malformed; never an internal error."""
+    values = [*_utc_forms(*when), junk]
+    bodies = [_message(shape, index, **{TIME_FIELD[shape]: value}) for value in values]
+    for outcome in _process(*bodies, enqueued=enqueued):
+        assert outcome.kind != "dead-lettered" or outcome.reason in ("malformed", "unknown-model")
+
+
+NUMBER: st.SearchStrategy[Any] = st.one_of(
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.sampled_from([0, 2**53 - 1, 2**53, 2**53 + 1, 2**63, 2**64 + 1, 10**15, 10**30, -1]),
+    st.floats(allow_nan=False, allow_infinity=False),  # json.dumps writes inf as Infinity
+    st.booleans(),
+    st.none(),
+    st.from_regex(r"-?[0-9]{1,40}(\.[0-9]{1,3})?", fullmatch=True),
+    st.text(max_size=6),
+)
+COUNT_NAMES = [
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "input_tokens",
+    "output_tokens",
+]
+
+
+@FAST
+@given(
+    records,
+    st.dictionaries(st.sampled_from(COUNT_NAMES), NUMBER, max_size=4),
+    st.none() | NUMBER,
+    st.none() | NUMBER,
+    st.booleans(),
+)
+def test_usage_across_the_whole_numeric_range(
+    index: int,
+    counts: dict[str, Any],
+    cached: Any,
+    reasoning: Any,
+    responses: bool,
+) -> None:
+    """The policy's copy of usage (chat or Responses form) with counts of every kind and size:
+    billed within the ceiling, estimated from the bodies, or dead-lettered."""
+    usage: dict[str, Any] = dict(counts)
+    details = (
+        ("input_tokens_details", "output_tokens_details")
+        if responses
+        else (
+            "prompt_tokens_details",
+            "completion_tokens_details",
+        )
+    )
+    if cached is not None:
+        usage[details[0]] = {"cached_tokens": cached}
+    if reasoning is not None:
+        usage[details[1]] = {"reasoning_tokens": reasoning}
+    for outcome in _process(
+        json.dumps(_real(index, usage=False) | {"usage": usage}).encode(),
+        json.dumps(
+            _real(index, usage=False, requestBody=None, responseBody=None) | {"usage": usage}
+        ).encode(),
+    ):
+        assert outcome.kind in ("emitted", "skipped") or outcome.reason in (
+            "implausible-usage",
+            "unknown-model",
+            "unidentifiable",
+        ), outcome
+
+
+@FAST
+@given(NUMBER, NUMBER, st.none() | NUMBER)
+def test_legacy_counts_across_the_whole_numeric_range(
+    prompt: Any, completion: Any, total: Any
+) -> None:
+    fields: dict[str, Any] = {"PromptTokens": prompt, "CompletionTokens": completion}
+    fields["TotalTokens"] = total
+    for as_text in (False, True):
+        message = {k: str(v) if as_text else v for k, v in fields.items()}
+        (outcome,) = _process(_message("usage-only", 0, **message))
+        assert outcome.kind == "emitted" or outcome.reason in ("malformed", "implausible-usage")
+
+
+_B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+# A secret has many different characters, letters and digits mixed even in its last 12, so that
+# its core cannot turn up in an output by chance (a run of zeros is in every timestamp; a run of
+# letters can be a dimension's name: "0000letionTokens" ends like "CompletionTokens").
+_SECRET_TEXT = st.text(alphabet=_B64, min_size=16, max_size=40).filter(
+    lambda s: len(set(s)) >= 10
+    and sum(c.isdigit() for c in s[-12:]) >= 3
+    and sum(c.isalpha() for c in s[-12:]) >= 3
+)
+CREDENTIAL: st.SearchStrategy[str] = st.one_of(
+    st.builds(lambda a, b, c: f"eyJ{a}.eyJ{b}.{c}", _SECRET_TEXT, _SECRET_TEXT, _SECRET_TEXT),
+    st.builds(
+        lambda a, b, c: f"Bearer eyJ{a}.eyJ{b}.{c}", _SECRET_TEXT, _SECRET_TEXT, _SECRET_TEXT
+    ),
+    st.from_regex(r"[0-9a-f]{32}", fullmatch=True).filter(lambda s: len(set(s)) >= 10),
+    st.builds(lambda s: f"Bearer {s}", _SECRET_TEXT),
+    st.builds(lambda s: f"api-key={s}", _SECRET_TEXT),
+    st.builds(lambda s: f"Ocp-Apim-Subscription-Key: {s}", _SECRET_TEXT),
+    st.builds(lambda s: f"sv=2024-08-04&sr=b&sig={s}", _SECRET_TEXT),
+    st.builds(lambda s: f"sk-proj-{s}", _SECRET_TEXT),
+)
+V1_IDENTITY = [
+    "requestId",
+    "subscriptionId",
+    "subscriptionName",
+    "productId",
+    "userId",
+    "appId",
+    "businessUnit",
+    "endUser",
+    "backendId",
+    "region",
+    "model",
+    "method",
+    "operationId",
+    "url",
+]
+
+
+def _core(credential: str) -> str:
+    """What no output may hold: all of the credential past the first 8 characters, which a key
+    mask shows (a token's mask shows none); for a name=value, all of the value past them."""
+    value = (
+        re.split(r"[:=] ?", credential, maxsplit=1)[-1] if "eyJ" not in credential else credential
+    )
+    return value[8:] if len(value) > 20 else value[-12:]
+
+
+@FAST
+@given(
+    st.sampled_from(["v1", "usage-only", "bodies"]),
+    records,
+    st.data(),
+    CREDENTIAL,
+    st.text(alphabet=" -:/", max_size=3),
+)
+def test_credentials_in_identity_fields_never_leave_the_process(
+    shape: str, index: int, data: st.DataObject, credential: str, around: str
+) -> None:
+    if shape == "v1":
+        name = data.draw(st.sampled_from(V1_IDENTITY))
+    elif shape == "usage-only":
+        name = data.draw(st.sampled_from(["AppKey", "ApiOperation"]))
+    else:
+        name = data.draw(st.sampled_from(["appSubscriptionKey", "apiOperation"]))
+    value = f"{around}{credential}{around}"
+    if name == "url":
+        value = f"https://gw/openai/deployments/gpt-4o/chat/completions?api-version=1&x={value}"
+    seen = _run(_message(shape, index, **{name: value}))
+    assert _core(credential) not in seen.text(), (name, credential)
+    assert "eyJhbGci" not in seen.text()

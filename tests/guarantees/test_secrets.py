@@ -2,7 +2,12 @@
 headers, and prompts and completions, go through the real exporter and the real dead-letter
 store; no key, token or text is in any envelope sent to the ingestion endpoint, in any blob's
 name or metadata, in any outcome detail, or in the processor's log. (A dead letter's body is
-the original message byte for byte, by design: that is what replay needs.)"""
+the original message byte for byte, by design: that is what replay needs.)
+
+Issue #16: the same for a misconfigured policy that puts a credential where an identity belongs
+(a JWT in ``endUser``, ``userId``, ``appId`` or ``requestId``, a key in ``subscriptionName``, a
+SAS in ``backendId``, an ``api-key`` in ``businessUnit``, a bearer value in ``AppKey``): each is
+masked on arrival, whether the message is emitted or dead-lettered."""
 
 from __future__ import annotations
 
@@ -27,6 +32,7 @@ from tests.support.services import Azurite
 KEY = "5e1f0a7c9b2d4e6f8a0b1c2d3e4f5a6b"  # an APIM subscription key's shape
 API_KEY = "0f9e8d7c6b5a49382716aabbccddeeff"
 JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJjYW5hcnktdXNlciJ9.c2lnbmF0dXJlLWNhbmFyeQ"
+SAS = "sv=2024-08-04&sr=b&sig=S4SCanarySignature%2Bq0wXyZ%3D"
 PROMPT = "PROMPT-CANARY the quarterly numbers are confidential"
 COMPLETION = "COMPLETION-CANARY here is the confidential summary"
 SECRETS = [
@@ -37,6 +43,8 @@ SECRETS = [
     JWT,
     "Bearer",
     "eyJhbGci",
+    "S4SCanarySignature",
+    API_KEY[8:],
     PROMPT,
     COMPLETION,
     "PROMPT-CANARY",
@@ -95,6 +103,15 @@ def _messages(records: list[dict[str, Any]]) -> list[bytes]:
         "request": json.dumps(request),
         "response": json.dumps(response),
     }
+    # A policy that writes credentials where identities belong (issue 16).
+    misplaced = [
+        {**v1, "requestId": "misplaced-1", "endUser": JWT, "userId": f"Bearer {JWT}"},
+        {**v1, "requestId": JWT, "appId": JWT, "subscriptionName": KEY},
+        {**v1, "requestId": "misplaced-3", "backendId": SAS, "businessUnit": f"api-key={API_KEY}"},
+        {**usage_only, "AppKey": f"Bearer {JWT}", "ApiOperation": JWT},
+        {**v1, "requestId": "misplaced-5", "endUser": JWT, "usage": {"prompt_tokens": 10**15}},
+        {**v1, "requestId": KEY, "appId": JWT, "timestamp": "13/20/2026 10:00:00"},
+    ]
     bad = [
         {"Authorization": f"Bearer {JWT}", "prompt": PROMPT},  # no shape
         {"version": f"Bearer {JWT}"},  # a wrong version
@@ -103,7 +120,9 @@ def _messages(records: list[dict[str, Any]]) -> list[bytes]:
         {**v1, "timestamp": f"{PROMPT} {JWT}"},  # not a time
         {**bodies_shape, "eventTime": KEY},
     ]
-    whole = [json.dumps(m).encode() for m in (v1, stream, usage_only, bodies_shape, *bad)]
+    whole = [
+        json.dumps(m).encode() for m in (v1, stream, usage_only, bodies_shape, *misplaced, *bad)
+    ]
     text = json.dumps(v1).encode()
     cut = [text[: text.index(b'"requestId"') + 20], text[: text.index(PROMPT.encode()) + 10]]
     return whole + cut + [b"\xff" + f"Authorization: Bearer {JWT}".encode()]
@@ -126,10 +145,11 @@ def test_no_secret_or_content_leaves_the_process(
         report = processor.process_batch(RawMessage(b, "2", i) for i, b in enumerate(bodies))
         sink.close()
     assert_accounted(report, len(bodies))
-    assert report.emitted == 4 and report.dead_lettered >= 6, report.reasons()
+    assert report.emitted == 8 and report.dead_lettered >= 8, report.reasons()
+    assert report.reasons()["dead-lettered:implausible-usage"] == 1
 
     sent = "\n".join(ingestion.raw_bodies)
-    assert len(ingestion.envelopes) == 4
+    assert len(ingestion.envelopes) == 8
     blobs = list(container.list_blobs(include=["metadata"]))
     assert len(blobs) == report.dead_lettered
     metadata = json.dumps([[b.name, b.metadata] for b in blobs])
@@ -140,6 +160,8 @@ def test_no_secret_or_content_leaves_the_process(
         assert secret not in metadata, secret
         assert secret not in details, secret
         assert secret not in logged, secret
+    # What is left of a misplaced token is its mask (gateway/masking.py), not nothing.
+    assert '"EndUser": "token:' in sent
     # The masked key is all that is left of it (CONTRACTS §2).
     app_keys = {e["data"]["baseData"]["properties"].get("AppKey") for e in ingestion.envelopes}
     assert f"{KEY[:8]}XXXX" in app_keys

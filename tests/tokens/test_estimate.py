@@ -391,5 +391,6 @@ def test_the_usual_usage_shortcut_is_taken() -> None:
         0,
         "usage",
         (),
+        (),
     )
     assert _usual_usage({"input_tokens": 3, "output_tokens": 4, "total_tokens": 7}) is None
