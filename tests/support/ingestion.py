@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -34,6 +35,8 @@ class FaultyIngestion:
     #: Every envelope received, as sent (JSON), whatever the answer was.
     envelopes: list[dict[str, Any]] = field(default_factory=list)
     raw_bodies: list[str] = field(default_factory=list)
+    #: The Authorization header of every request (None when there was none).
+    authorizations: list[str | None] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def handle(self, body: bytes, encoding: str) -> tuple[int, dict[str, Any], float]:
@@ -74,14 +77,15 @@ class FaultyIngestion:
 
 
 @contextmanager
-def serve(ingestion: FaultyIngestion) -> Iterator[str]:
-    """Serve on 127.0.0.1; yields the connection string."""
+def serve(ingestion: FaultyIngestion, tls: ssl.SSLContext | None = None) -> Iterator[str]:
+    """Serve on 127.0.0.1 (HTTPS with ``tls``); yields the connection string."""
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            ingestion.authorizations.append(self.headers.get("Authorization"))
             status, payload, wait = ingestion.handle(
                 body, self.headers.get("Content-Encoding", "").lower()
             )
@@ -101,10 +105,16 @@ def serve(ingestion: FaultyIngestion) -> Iterator[str]:
             return
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    port = int(server.server_address[1])
     try:
-        yield connection_string(int(server.server_address[1]))
+        if tls is None:
+            yield connection_string(port)
+        else:
+            yield connection_string(port).replace("http://", "https://")
     finally:
         server.shutdown()
         server.server_close()
