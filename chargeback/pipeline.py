@@ -43,6 +43,7 @@ from chargeback.receive import RawMessage
 from chargeback.resource_logs import LogCall, is_resource_logs, log_call, not_billable
 from chargeback.settings import Settings
 from chargeback.tokens import (
+    TokenCountCache,
     TokenCounts,
     encoding_name_for_model,
     estimate,
@@ -136,10 +137,14 @@ class Processor:
         dead_letters: DeadLetterSink,
         *,
         pricing: Pricing | None = None,
+        token_counts: TokenCountCache | None = None,
     ):
         self.settings = settings
         self.events = events
         self.dead_letters = dead_letters
+        # Shared by every batch this processor runs (several at once on the runtime's threads):
+        # a conversation's history, re-sent on each turn, is tokenized once.
+        self.token_counts = token_counts or TokenCountCache()
         # Loaded once here, never per message; a bad file raises ConfigurationError now.
         self.payers = PayerResolver.from_settings(settings)
         self.pricing = pricing or Pricing.from_settings(settings)
@@ -323,7 +328,12 @@ class Processor:
                 " model: add it to CHARGEBACK_DEPLOYMENT_MODELS"
             )
         try:
-            counts = estimate(exchange, model, image_url_policy=self.settings.image_url_policy)
+            counts = estimate(
+                exchange,
+                model,
+                image_url_policy=self.settings.image_url_policy,
+                cache=self.token_counts,
+            )
         except UnknownModel:
             if cut:
                 raise UnidentifiableMessage("cut short before a known model name") from None

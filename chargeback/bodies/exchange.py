@@ -36,6 +36,29 @@ class Choice:
     #: (item type, what the model wrote) of each built-in tool call in a Responses output:
     #: a web or file search's queries, code interpreter code, an MCP call's name and arguments.
     builtin_calls: list[list[str]] = field(default_factory=list)
+    #: Pieces of tool calls' names and arguments (a stream sends them a few characters at a
+    #: time), by the call's position in `tool_calls`: appended to a list, joined once by
+    #: `settle`. Adding each piece to the string in `tool_calls` would copy the whole string
+    #: every time (the list holds a reference, so CPython cannot grow it in place): quadratic.
+    pieces: dict[int, tuple[list[str], list[str]]] = field(default_factory=dict)
+
+    def extend_call(self, slot: int, name: str, arguments: str) -> None:
+        """More of the name and arguments of the tool call at ``slot`` in `tool_calls`."""
+        found = self.pieces.get(slot)
+        if found is None:
+            found = self.pieces[slot] = ([], [])
+        if name:
+            found[0].append(name)
+        if arguments:
+            found[1].append(arguments)
+
+    def settle(self) -> None:
+        """Join the pieces into `tool_calls`, once the body is read."""
+        for slot, (names, arguments) in self.pieces.items():
+            call = self.tool_calls[slot]
+            call[0] += "".join(names)
+            call[1] += "".join(arguments)
+        self.pieces.clear()
 
 
 @dataclass(slots=True)
@@ -63,6 +86,12 @@ class Exchange:
         if found is None:
             found = self.choices[index] = Choice()
         return found
+
+    def settle(self) -> None:
+        """Join every choice's tool-call pieces (`Choice.settle`): the body is read."""
+        for choice in self.choices.values():
+            if choice.pieces:
+                choice.settle()
 
 
 def read_response_output(output: Any, exchange: Exchange) -> None:
@@ -128,8 +157,9 @@ def read_message_delta(message: dict[str, Any], target: Choice) -> None:
             target.tool_calls.append(["", ""])
         function = call.get("function")
         if isinstance(function, dict):
-            target.tool_calls[slot][0] += as_str(function.get("name"))
-            target.tool_calls[slot][1] += as_str(function.get("arguments"))
+            target.extend_call(
+                slot, as_str(function.get("name")), as_str(function.get("arguments"))
+            )
     function_call = message.get("function_call")  # the older functions API
     if isinstance(function_call, dict):
         target.tool_calls.append(

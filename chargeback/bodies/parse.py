@@ -66,6 +66,7 @@ def parse_exchange(call: GatewayCall, *, texts: bool = True, response: bool = Tr
                 exchange.response_truncated = cut
     if exchange.operation is None:
         exchange.operation = operation_from_request(exchange.request)
+    exchange.settle()
     return exchange
 
 

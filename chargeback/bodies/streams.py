@@ -139,6 +139,7 @@ def parse_stream(body: str, exchange: Exchange, texts: bool) -> None:
             done = _read_lines(rest, exchange, read_chunk)
     if not done and not exchange.response_truncated and not exchange.responses_finished:
         exchange.response_truncated = True
+    exchange.settle()
 
 
 def _read_lines(body: str, exchange: Exchange, read_chunk: _ReadChunk) -> bool:
@@ -315,9 +316,7 @@ def _more_of_call(call: Any, target: Choice) -> bool:
         or type(function) is not dict
     ):
         return False
-    pair = target.tool_calls[slot]
-    pair[0] += as_str(function.get("name"))
-    pair[1] += as_str(function.get("arguments"))
+    target.extend_call(slot, as_str(function.get("name")), as_str(function.get("arguments")))
     return True
 
 
@@ -352,7 +351,7 @@ def _read_responses_choices(kind: str, event: dict[str, Any], exchange: Exchange
         target = exchange.choice(position)
         if not target.tool_calls:
             target.tool_calls.append(["", ""])
-        target.tool_calls[-1][1] += as_str(event.get("delta"))
+        target.extend_call(len(target.tool_calls) - 1, "", as_str(event.get("delta")))
     elif kind == "response.output_item.added":
         item = event.get("item")
         if isinstance(item, dict) and item.get("type") == "function_call":

@@ -1,12 +1,16 @@
-"""Application Insights: events through the real azure-monitor-opentelemetry exporter, delivery
-checked.
+"""Application Insights: events written as envelopes (`chargeback.emit.envelopes`) and sent
+through the azure-monitor-opentelemetry exporter's own transport, delivery checked.
 
 Events never go through Python logging: the root logger, which the Functions host turns into
 traces, never sees them, so each call is exactly one ``customEvents`` row and no duplicate trace.
 
-`AzureMonitorSink.send` exports one batch's events synchronously with the exporter's offline
+`AzureMonitorSink.send` sends one batch's events synchronously with the exporter's offline
 storage off, and raises `TelemetryNotAccepted` when the ingestion endpoint did not accept them,
 so the Function fails and Event Hubs runs the batch again (README, "Reliability").
+
+The envelopes are written as plain dicts and serialised once (`chargeback.emit.envelopes`);
+they are sent, and the answer read, by the exporter's own code (`chargeback.emit.transmit`
+says how and why).
 """
 
 from __future__ import annotations
@@ -17,10 +21,13 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from chargeback.emit.envelopes import EnvelopeBatch, EnvelopeWriter, exporter_tags
 from chargeback.emit.event import ChargebackEvent
 from chargeback.errors import TelemetryNotAccepted
 
 if TYPE_CHECKING:
+    from opentelemetry.sdk.resources import Resource
+
     from chargeback.settings import Settings
 
 __all__ = ["LOGGER_NAME", "AzureMonitorSink"]
@@ -29,19 +36,21 @@ LOGGER_NAME = "chargeback.events"
 
 
 class AzureMonitorSink:
-    """Sends events to Application Insights through the azure-monitor-opentelemetry exporter.
+    """Sends events to Application Insights through the azure-monitor-opentelemetry exporter's
+    transport.
 
-    Each `send` exports exactly the events it is given in one synchronous call of the exporter,
-    whose result it reads: the exporter keeps no offline storage, sends once per attempt within
-    ``timeout`` seconds, and anything but full success raises `TelemetryNotAccepted` after
-    `attempts` tries. Nothing is held between calls, so concurrent batches (several partitions
-    on the runtime's thread pool) each deliver and confirm their own events.
+    Each `send` writes exactly the events it is given as one request body and sends it in one
+    synchronous call, whose result it reads: the exporter keeps no offline storage, sends once
+    per attempt within ``timeout`` seconds, and anything but full success raises
+    `TelemetryNotAccepted` after `attempts` tries. Nothing is held between calls, so concurrent
+    batches (several partitions on the runtime's thread pool) each deliver and confirm their
+    own events.
 
     With ``reuse_worker=True`` (``PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY``: the Functions
-    worker configured Azure Monitor itself) events go through the worker's provider instead of
-    a second one, and `send` forces it to flush. That provider's batch processor does not report
-    whether ingestion accepted the events, and its exporter keeps failures on local disk; the
-    README ("Reliability") states the trade-off. The Bicep in ``infra/`` leaves it off.
+    worker configured Azure Monitor itself) events go through the worker's provider as log
+    records instead, and `send` forces it to flush. That provider's batch processor does not
+    report whether ingestion accepted the events, and its exporter keeps failures on local
+    disk; the README ("Reliability") states the trade-off. The Bicep in ``infra/`` leaves it off.
     """
 
     #: Tries inside one send before the batch is handed back to Event Hubs.
@@ -63,15 +72,20 @@ class AzureMonitorSink:
         self._backoff = backoff_seconds
         self._worker: Any = None
         self._exporter: Any = None
+        self._writer: EnvelopeWriter | None = None
+        # The cloud role (and a random instance id, as the exporter's default resource has).
+        self.resource: Resource = Resource.create({"service.name": cloud_role_name})
+        # The exporter names the events' logger in a `logger_name` property, as before.
+        self._scope = InstrumentationScope(LOGGER_NAME)
         if reuse_worker:
             from opentelemetry._logs import get_logger_provider
 
             self._worker = get_logger_provider()
         else:
             self._exporter = _exporter(connection_string, credential, timeout)
-        self._resource = Resource.create({"service.name": cloud_role_name})
-        # The exporter names the events' logger in a `logger_name` property, as before.
-        self._scope = InstrumentationScope(LOGGER_NAME)
+            self._writer = EnvelopeWriter(
+                self._exporter.instrumentation_key, exporter_tags(self.resource), LOGGER_NAME
+            )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AzureMonitorSink:
@@ -86,12 +100,12 @@ class AzureMonitorSink:
     def send(self, events: Sequence[ChargebackEvent]) -> None:
         if not events:
             return
-        if self._worker is not None:
+        if self._writer is None:
             self._through_worker(events)
             return
-        records = [self._record(event) for event in events]
+        batch = self._writer.batch(events)
         for attempt in range(self.attempts):
-            if self._export(records):
+            if self._export(batch):
                 return
             if attempt + 1 < self.attempts:
                 time.sleep(self._backoff * 2**attempt)
@@ -99,8 +113,10 @@ class AzureMonitorSink:
             "Application Insights did not accept this batch's events; the batch will be retried"
         )
 
-    def _record(self, event: ChargebackEvent) -> Any:
-        """One OpenTelemetry log record carrying exactly the event's attributes."""
+    def record(self, event: ChargebackEvent) -> Any:
+        """One OpenTelemetry log record carrying exactly the event's attributes: what the
+        worker's provider is given, and what the exporter converts to the same envelope as
+        `chargeback.emit.envelopes` writes."""
         from opentelemetry._logs import LogRecord
         from opentelemetry.sdk._logs import ReadableLogRecord
 
@@ -110,13 +126,13 @@ class AzureMonitorSink:
         record = LogRecord(
             timestamp=int(event.timestamp.timestamp() * 1e9), body=event.name, attributes=attributes
         )
-        return ReadableLogRecord(record, resource=self._resource, instrumentation_scope=self._scope)
+        return ReadableLogRecord(record, resource=self.resource, instrumentation_scope=self._scope)
 
-    def _export(self, records: list[Any]) -> bool:
+    def _export(self, batch: EnvelopeBatch) -> bool:
         from opentelemetry.sdk._logs.export import LogRecordExportResult
 
         try:
-            result = self._exporter.export(records)
+            result = self._exporter.export_envelopes(batch)
         except Exception:  # the exporter should not raise; if it does, nothing was accepted
             logging.getLogger("chargeback").exception("chargeback: the exporter raised")
             return False
@@ -128,8 +144,7 @@ class AzureMonitorSink:
     def _through_worker(self, events: Sequence[ChargebackEvent]) -> None:
         logger = self._worker.get_logger(LOGGER_NAME)
         for event in events:
-            record = self._record(event).log_record
-            logger.emit(record)
+            logger.emit(self.record(event).log_record)
         if not self._worker.force_flush():
             raise TelemetryNotAccepted("the worker's Azure Monitor provider did not flush")
 
@@ -139,9 +154,9 @@ class AzureMonitorSink:
 
 
 def _exporter(connection_string: str | None, credential: Any, timeout: float) -> Any:
-    from azure.monitor.opentelemetry.exporter import AzureMonitorLogExporter
+    from chargeback.emit.transmit import EnvelopeExporter
 
-    return AzureMonitorLogExporter(
+    return EnvelopeExporter(
         connection_string=connection_string,
         credential=credential,
         # No copy on local disk that an instance (Flex Consumption) can lose: a failure is

@@ -2,6 +2,7 @@
 the model's own encoding and its family's rules, flagged where the bodies cannot show what was
 billed. Whatever the source, the counts then pass the usage rules (`plausible_counts`)."""
 
+from chargeback.tokens.cache import TokenCountCache
 from chargeback.tokens.encodings import (
     count_text,
     encoding_for_model,
@@ -13,6 +14,7 @@ from chargeback.tokens.plausible import plausible_counts
 from chargeback.tokens.usage import TokenCounts, TokenSource, usage_from_api
 
 __all__ = [
+    "TokenCountCache",
     "TokenCounts",
     "TokenSource",
     "count_text",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from chargeback.tokens.cache import TokenCountCache
 from chargeback.tokens.counting import Counting
 from chargeback.tokens.request import forced_function, json_schema_format
 
@@ -17,8 +18,8 @@ __all__ = ["CompletionCounter"]
 class CompletionCounter(Counting):
     """Counts a reply's tokens (the completion side of the bill)."""
 
-    def __init__(self, model: str) -> None:
-        super().__init__(model)
+    def __init__(self, model: str, cache: TokenCountCache | None = None) -> None:
+        super().__init__(model, cache)
         self.reasoning = 0  # reasoning tokens the body shows as text
 
     def count(self, exchange: Exchange) -> int:

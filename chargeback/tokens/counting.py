@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from chargeback.tokens.cache import TokenCountCache
 from chargeback.tokens.encodings import count_text, encoding_for_model
 from chargeback.tokens.rules import chat_rule
 
@@ -12,12 +13,20 @@ __all__ = ["Counting"]
 
 
 class Counting:
-    """Counts text with one model's encoding and rules; collects the notes."""
+    """Counts text with one model's encoding and rules, through ``cache`` when given (texts
+    already counted are not tokenized again); collects the notes."""
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, cache: TokenCountCache | None = None) -> None:
         self.encoding = encoding_for_model(model)
         self.rule = chat_rule(model)
         self.notes: list[str] = []
+        self.cache = cache
 
     def text(self, value: Any) -> int:
-        return count_text(value, self.encoding) if isinstance(value, str) and value else 0
+        if type(value) is not str:
+            return count_text(value, self.encoding) if isinstance(value, str) and value else 0
+        if not value:
+            return 0
+        if self.cache is not None:
+            return self.cache.count(value, self.encoding)
+        return count_text(value, self.encoding)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from chargeback.tokens.cache import TokenCountCache
 from chargeback.tokens.completion import CompletionCounter
 from chargeback.tokens.request import RequestCounter
 from chargeback.tokens.rules import ImageUrlPolicy
@@ -22,11 +23,16 @@ __all__ = ["estimate"]
 
 
 def estimate(
-    exchange: Exchange, model: str, *, image_url_policy: ImageUrlPolicy = "high"
+    exchange: Exchange,
+    model: str,
+    *,
+    image_url_policy: ImageUrlPolicy = "high",
+    cache: TokenCountCache | None = None,
 ) -> TokenCounts:
-    """Estimate prompt and completion tokens from the bodies, with the model's encoding."""
-    request = RequestCounter(model, image_url_policy)
-    reply = CompletionCounter(model)
+    """Estimate prompt and completion tokens from the bodies, with the model's encoding; texts
+    already in ``cache`` are not tokenized again (the counts are the same)."""
+    request = RequestCounter(model, image_url_policy, cache)
+    reply = CompletionCounter(model, cache)
     prompt = request.count(exchange)
     completion = reply.count(exchange)
     # What the bodies stage could not read (an unreadable request, a broken stream chunk) makes

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Literal
 
 from chargeback._values import as_list, as_str
+from chargeback.tokens.cache import TokenCountCache
 from chargeback.tokens.counting import Counting
 from chargeback.tokens.images import data_url_size, image_rule, image_tokens
 from chargeback.tokens.rules import URL_IMAGE_SIZE, ImageUrlPolicy
@@ -20,8 +21,10 @@ __all__ = ["RequestCounter", "forced_function", "inner", "json_schema_format"]
 class RequestCounter(Counting):
     """Counts a request's tokens (the prompt side of the bill)."""
 
-    def __init__(self, model: str, image_url_policy: ImageUrlPolicy) -> None:
-        super().__init__(model)
+    def __init__(
+        self, model: str, image_url_policy: ImageUrlPolicy, cache: TokenCountCache | None = None
+    ) -> None:
+        super().__init__(model, cache)
         self.image_rule = image_rule(model)
         self.image_url_policy = image_url_policy
         self.call_names: dict[str, str] = {}  # tool call id -> function name
@@ -55,7 +58,7 @@ class RequestCounter(Counting):
         messages = [m for m in as_list(request.get("messages")) if isinstance(m, dict)]
         has_system = any(m.get("role") in ("system", "developer") for m in messages)
         total = self.rule.priming + self.rule.preamble
-        total += sum(self.message(message) for message in messages)
+        total += sum(map(self.message, messages))  # map: no generator frame per message
         functions = _functions(request.get("tools")) + _functions(request.get("functions"))
         total += self.tools(functions, has_system)
         total += self.tool_choice(request.get("tool_choice") or request.get("function_call"))
@@ -65,7 +68,12 @@ class RequestCounter(Counting):
         role = message.get("role")
         if self.rule.drops_system and role in ("system", "developer"):
             return 0
-        total = self.rule.per_message + self.text(role) + self.content(message.get("content"))
+        content = message.get("content")
+        if len(message) == 2 and type(content) is str and type(role) is str and role != "tool":
+            # The usual message, {"role", "content"} with text (every turn of a conversation
+            # re-sends them all): what the general way below adds up to for it.
+            return self.rule.per_message + self.text(role) + self.text(content)
+        total = self.rule.per_message + self.text(role) + self.content(content)
         if isinstance(message.get("name"), str):
             total += self.rule.per_name + self.text(message["name"])
         calls = [c for c in as_list(message.get("tool_calls")) if isinstance(c, dict)]

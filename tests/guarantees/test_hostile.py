@@ -512,9 +512,11 @@ _B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 # its core cannot turn up in an output by chance (a run of zeros is in every timestamp; a run of
 # letters can be a dimension's name: "0000letionTokens" ends like "CompletionTokens").
 _SECRET_TEXT = st.text(alphabet=_B64, min_size=16, max_size=40).filter(
-    lambda s: len(set(s)) >= 10
-    and sum(c.isdigit() for c in s[-12:]) >= 3
-    and sum(c.isalpha() for c in s[-12:]) >= 3
+    lambda s: (
+        len(set(s)) >= 10
+        and sum(c.isdigit() for c in s[-12:]) >= 3
+        and sum(c.isalpha() for c in s[-12:]) >= 3
+    )
 )
 CREDENTIAL: st.SearchStrategy[str] = st.one_of(
     st.builds(lambda a, b, c: f"eyJ{a}.eyJ{b}.{c}", _SECRET_TEXT, _SECRET_TEXT, _SECRET_TEXT),

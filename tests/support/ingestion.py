@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -53,6 +54,8 @@ class FaultyIngestion:
     raw_bodies: list[str] = field(default_factory=list)
     #: Every envelope the endpoint accepted, in the order it accepted them.
     accepted: list[dict[str, Any]] = field(default_factory=list)
+    #: The Authorization header of every request (None when there was none).
+    authorizations: list[str | None] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def choose(self, number: int, envelopes: list[dict[str, Any]]) -> tuple[Fault, float]:
@@ -100,15 +103,16 @@ class FaultyIngestion:
 
 
 @contextmanager
-def serve(ingestion: FaultyIngestion) -> Iterator[str]:
-    """Serve on 127.0.0.1; yields the connection string. On leaving, every request thread has
-    ended (`IngestionServer`), so none is still writing to the store."""
+def serve(ingestion: FaultyIngestion, tls: ssl.SSLContext | None = None) -> Iterator[str]:
+    """Serve on 127.0.0.1 (HTTPS with ``tls``); yields the connection string. On leaving, every
+    request thread has ended (`IngestionServer`), so none is still writing to the store."""
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            ingestion.authorizations.append(self.headers.get("Authorization"))
             fault, status, payload, wait = ingestion.handle(
                 body, self.headers.get("Content-Encoding", "").lower()
             )
@@ -139,10 +143,16 @@ def serve(ingestion: FaultyIngestion) -> Iterator[str]:
             return
 
     server = IngestionServer(("127.0.0.1", 0), Handler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    port = int(server.server_address[1])
     try:
-        yield connection_string(int(server.server_address[1]))
+        if tls is None:
+            yield connection_string(port)
+        else:
+            yield connection_string(port).replace("http://", "https://")
     finally:
         server.shutdown()
         server.server_close()

@@ -15,14 +15,20 @@ def add_parser(commands: Any) -> None:
     bench = commands.add_parser(
         "bench",
         help="measure throughput, cold start and memory",
-        description="Run a mix of recorded exchanges through the Function's code path and a "
-        "least-work baseline in the same run; print the ratio, cold start and peak memory.",
+        description="Run mixes of recorded exchanges through what an invocation does (the "
+        "processor and the real Application Insights sink, delivering to an ingestion endpoint "
+        "on localhost) and through a least-work baseline in the same run; print the ratio, "
+        "throughput per core, estimation with and without the token-count cache, cold start "
+        "and peak memory.",
     )
     bench.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     bench.add_argument("--messages", type=int, default=1000)
     bench.add_argument("--repeat", type=int, default=7)
     bench.add_argument("--cold-runs", type=int, default=5)
     bench.add_argument("--memory-messages", type=int, default=100)
+    bench.add_argument("--small-messages", type=int, default=None, help="default: --messages")
+    bench.add_argument("--conversations", type=int, default=None, help="default: --messages / 20")
+    bench.add_argument("--turns", type=int, default=10)
     bench.set_defaults(run=_run)
 
 
@@ -35,5 +41,8 @@ def _run(args: argparse.Namespace) -> int:
         repeat=args.repeat,
         cold_runs=args.cold_runs,
         memory_messages=args.memory_messages,
+        small_messages=args.small_messages,
+        conversations=args.conversations,
+        turns=args.turns,
     )
     return 0
