@@ -12,8 +12,8 @@ masked on arrival, whether the message is emitted or dead-lettered."""
 from __future__ import annotations
 
 import json
-import re
 import logging
+import re
 import uuid
 from typing import Any
 
