@@ -392,6 +392,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(run=cmd_demo)
 
     commands.add_parser("send", help="publish gateway messages to an Event Hub (see --help)")
+    commands.add_parser(
+        "prices", help="prices update: rebuild the price table from the Azure Retail Prices API"
+    )
 
     bench = commands.add_parser("bench", help="measure throughput, cold start and memory")
     bench.add_argument("--corpus", type=Path, default=Path("tests/data/recorded-exchanges.jsonl"))
@@ -409,6 +412,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from chargeback import send
 
         return send.main(argv[1:])
+    if argv[:1] == ["prices"]:  # a maintainer's tool with its own options (chargeback/tools)
+        from chargeback.tools import prices
+
+        return prices.main(argv[1:], shipped=Path(__file__).parent / "data" / "prices.json")
     args = build_parser().parse_args(argv)
     # Outcomes are reported per line on standard error; the processor's own log stays quiet.
     logging.getLogger("chargeback").addHandler(logging.NullHandler())

@@ -75,6 +75,12 @@ class Settings(BaseSettings):
     provisioned_deployments: Annotated[frozenset[str], NoDecode] = Field(
         default_factory=frozenset, validation_alias="CHARGEBACK_PROVISIONED_DEPLOYMENTS"
     )
+    # Deployment name -> Azure deployment SKU name (GlobalStandard, DataZoneStandard, Standard,
+    # GlobalBatch, DataZoneBatch, or a provisioned one): which prices its calls bill at. A
+    # deployment not named here is GlobalStandard (chargeback/pricing.py).
+    deployment_types: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict, validation_alias="CHARGEBACK_DEPLOYMENT_TYPES"
+    )
 
     # --- Limits -------------------------------------------------------------------------------
     max_message_bytes: int = Field(
@@ -98,7 +104,7 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("DeadLetterStorage__clientId", "AZURE_CLIENT_ID"),
     )
 
-    @field_validator("deployment_models", mode="before")
+    @field_validator("deployment_models", "deployment_types", mode="before")
     @classmethod
     def _json_object(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -106,6 +112,17 @@ class Settings(BaseSettings):
                 value = json.loads(value) if value.strip() else {}
             except json.JSONDecodeError as exc:
                 raise ValueError(f"not a JSON object: {exc}") from None
+        return value
+
+    @field_validator("deployment_types")
+    @classmethod
+    def _known_deployment_types(cls, value: dict[str, str]) -> dict[str, str]:
+        from chargeback.pricing import DEPLOYMENT_TYPES
+
+        for deployment, kind in value.items():
+            if kind not in DEPLOYMENT_TYPES:
+                known = ", ".join(DEPLOYMENT_TYPES)
+                raise ValueError(f"deployment {deployment!r}: {kind!r} is not one of {known}")
         return value
 
     @field_validator("identity_order", "provisioned_deployments", mode="before")

@@ -1,0 +1,1 @@
+"""Command-line tools that are not deployed with the Function (see .funcignore)."""
