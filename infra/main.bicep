@@ -209,6 +209,7 @@ module workbook 'workbooks/workbook.bicep' = {
   name: 'chargeback-workbook'
   params: {
     applicationInsightsId: appInsights.outputs.resourceId
+    logAnalyticsWorkspaceId: logAnalytics.outputs.resourceId
     location: location
   }
 }
