@@ -151,7 +151,7 @@ def test_workbook_queries_run_as_the_workbook_sends_them(store: Path) -> None:
             result = run_kql(store, fill(item["content"]["query"], values))
             results.setdefault(item["name"], []).append((result.columns, result.rows))
     assert all(a == b for a, b in results.values())  # both workbooks show the same numbers
-    ptu = dict((r[3], r[-1]) for r in results["ptu-share-out"][0][1])
+    ptu = {r[3]: r[-1] for r in results["ptu-share-out"][0][1]}
     assert ptu == {"Finance chatbot": 200.0, "Research agent": 100.0}
     # A quote in the deployment name is a deployment name, not KQL: no share, the bill unused.
     quoted = next(i for i in query_items(load(WORKBOOK)) if i["name"] == "ptu-share-out")
