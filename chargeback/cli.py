@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -180,16 +181,23 @@ def _query_text(name: str) -> str:
 
 
 def _parameters(pairs: Sequence[str]) -> dict[str, Any]:
-    """``NAME=VALUE`` pairs; a value that reads as a number is a number."""
+    """``NAME=VALUE`` pairs; a value that reads as a number is a number. ``ReportMonth`` (the
+    query packs' month) is text and must be ``YYYY-MM``."""
     values: dict[str, Any] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
-        if not sep or not name.strip():
+        name = name.strip()
+        if not sep or not name:
             raise ConfigurationError(f"--param wants NAME=VALUE, not {pair!r}")
+        if name == "ReportMonth":
+            if value and not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", value):
+                raise ConfigurationError(f"--param ReportMonth wants YYYY-MM, not {value!r}")
+            values[name] = value
+            continue
         try:
-            values[name.strip()] = float(value) if "." in value else int(value)
+            values[name] = float(value) if "." in value else int(value)
         except ValueError:
-            values[name.strip()] = value
+            values[name] = value
     return values
 
 
@@ -352,7 +360,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--param",
         action="append",
         metavar="NAME=VALUE",
-        help="a value for the query's declare query_parameters (e.g. PtuMonthlyCost=10950)",
+        help="a value for the query's declare query_parameters (e.g. ReportMonth=2026-11,"
+        " PtuMonthlyCost=10950)",
     )
     query.set_defaults(run=cmd_query)
 
