@@ -195,21 +195,6 @@ def _event_row(envelope: dict[str, Any], received: datetime | None = None) -> di
     return row
 
 
-def _appevents_row(event: dict[str, Any], resource_id: str) -> dict[str, Any]:
-    """The same event as the workspace's ``AppEvents`` holds it."""
-    row = {
-        _APPEVENTS_COLUMNS[name]: value
-        for name, value in event.items()
-        if name in _APPEVENTS_COLUMNS
-    }
-    row.update(
-        Type="AppEvents",
-        _ResourceId=resource_id,
-        _SubscriptionId=resource_id.split("/")[2] if resource_id.count("/") > 2 else None,
-    )
-    return row
-
-
 class LocalStore:
     """A DuckDB file plus the HTTP endpoint that fills it. Use as a context manager."""
 
@@ -227,8 +212,6 @@ class LocalStore:
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
-        self._columns = [name for name, _ in customevents_columns()]
-        self._app_columns = [name for name, _ in appevents_columns()]
         #: The Application Insights resource this store stands for (AppEvents._ResourceId).
         self.resource_id = resource_id
         #: The ingestion clock; None keeps every time as sent.
@@ -259,8 +242,7 @@ class LocalStore:
 
     def ingest(self, envelopes: list[dict[str, Any]]) -> int:
         """Store envelopes; returns how many were accepted."""
-        events: list[tuple[Any, ...]] = []
-        app_events: list[tuple[Any, ...]] = []
+        events: list[dict[str, Any]] = []
         others: list[tuple[Any, ...]] = []
         received = None
         if self._received_at is not None:
@@ -268,10 +250,7 @@ class LocalStore:
         for envelope in envelopes:
             base_type = ((envelope.get("data") or {}).get("baseType")) or ""
             if base_type == "EventData":
-                event = _event_row(envelope, received)
-                app_event = _appevents_row(event, self.resource_id)
-                events.append(tuple(event.get(column) for column in self._columns))
-                app_events.append(tuple(app_event.get(column) for column in self._app_columns))
+                events.append(_event_row(envelope, received))
             else:
                 others.append(
                     (
@@ -283,14 +262,26 @@ class LocalStore:
                 )
         with self._lock, self.connect() as con:
             if events:
-                marks = ", ".join("?" * len(self._columns))
-                con.executemany(f"INSERT INTO customEvents VALUES ({marks})", events)
-                marks = ", ".join("?" * len(self._app_columns))
-                con.executemany(f"INSERT INTO AppEvents VALUES ({marks})", app_events)
+                _insert(con, "customEvents", events)
+                self._copy_to_appevents(con, [event["itemId"] for event in events])
             if others:
                 con.executemany("INSERT INTO otherTelemetry VALUES (?, ?, ?, ?)", others)
         self.received += len(envelopes)
         return len(envelopes)
+
+    def _copy_to_appevents(self, con: duckdb.DuckDBPyConnection, item_ids: list[str]) -> None:
+        """The same events into AppEvents, under the workspace's names (one statement)."""
+        pairs = [(a, c) for c, a in _APPEVENTS_COLUMNS.items()]
+        targets = ", ".join(f'"{a}"' for a, _ in pairs)
+        sources = ", ".join(f'"{c}"' for _, c in pairs)
+        parts = self.resource_id.split("/")
+        subscription = parts[2] if len(parts) > 2 else None
+        con.execute(
+            f"INSERT INTO AppEvents ({targets}, Type, _ResourceId, _SubscriptionId)"
+            f" SELECT {sources}, 'AppEvents', ?, ? FROM customEvents WHERE itemId IN"
+            f" (SELECT unnest(?::VARCHAR[]))",
+            [self.resource_id, subscription, item_ids],
+        )
 
     def start(self) -> LocalStore:
         store = self
@@ -316,6 +307,20 @@ class LocalStore:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict[str, Any]]) -> None:
+    """Rows in one statement per 500, the columns some row fills only: DuckDB's executemany
+    runs one statement per row, too slow for an endpoint that must answer within the
+    exporter's timeout."""
+    columns = sorted({name for row in rows for name, value in row.items() if value is not None})
+    names = ", ".join(f'"{name}"' for name in columns)
+    marks = "(" + ", ".join("?" * len(columns)) + ")"
+    for start in range(0, len(rows), 500):
+        chunk = rows[start : start + 500]
+        values = ", ".join([marks] * len(chunk))
+        flat = [row.get(name) for row in chunk for name in columns]
+        con.execute(f"INSERT INTO {table} ({names}) VALUES {values}", flat)
 
 
 def _open(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
