@@ -79,6 +79,12 @@ class Settings(BaseSettings):
     provisioned_deployments: Annotated[frozenset[str], NoDecode] = Field(
         default_factory=frozenset, validation_alias="CHARGEBACK_PROVISIONED_DEPLOYMENTS"
     )
+    # Deployment name -> Azure deployment SKU name (GlobalStandard, DataZoneStandard, Standard,
+    # GlobalBatch, DataZoneBatch, or a provisioned one): which prices its calls bill at. A
+    # deployment not named here is GlobalStandard (chargeback/billing/pricing.py).
+    deployment_types: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict, validation_alias="CHARGEBACK_DEPLOYMENT_TYPES"
+    )
 
     # --- Limits -------------------------------------------------------------------------------
     max_message_bytes: int = Field(
@@ -102,7 +108,7 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("DeadLetterStorage__clientId", "AZURE_CLIENT_ID"),
     )
 
-    @field_validator("deployment_models", mode="before")
+    @field_validator("deployment_models", "deployment_types", mode="before")
     @classmethod
     def _json_object(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -129,6 +135,17 @@ class Settings(BaseSettings):
         endpoint = fields.get("ingestionendpoint")
         if endpoint is not None and not endpoint.startswith(("https://", "http://")):
             raise ValueError("IngestionEndpoint is not an http(s) URL")
+        return value
+
+    @field_validator("deployment_types")
+    @classmethod
+    def _known_deployment_types(cls, value: dict[str, str]) -> dict[str, str]:
+        from chargeback.billing.pricing import DEPLOYMENT_TYPES
+
+        for deployment, kind in value.items():
+            if kind not in DEPLOYMENT_TYPES:
+                known = ", ".join(DEPLOYMENT_TYPES)
+                raise ValueError(f"deployment {deployment!r}: {kind!r} is not one of {known}")
         return value
 
     @field_validator("identity_order", "provisioned_deployments", mode="before")

@@ -74,6 +74,9 @@ param identityOrder string = 'appId,subscriptionId,productId'
 @description('Deployments on provisioned throughput (PTU), billed by reservation rather than by token.')
 param provisionedDeployments array = []
 
+@description('Deployment name -> deployment type (Azure SKU name: GlobalStandard, DataZoneStandard, Standard, GlobalBatch, DataZoneBatch, or a provisioned one), which prices its calls bill at. A deployment not named is GlobalStandard.')
+param deploymentTypes object = {}
+
 @description('Messages larger than this are dead-lettered unread.')
 param maxMessageBytes int = 1048576
 
@@ -157,6 +160,7 @@ var chargebackAppSettings = {
   CHARGEBACK_IMAGE_URL_POLICY: imageUrlPolicy
   CHARGEBACK_IDENTITY_ORDER: identityOrder
   CHARGEBACK_PROVISIONED_DEPLOYMENTS: join(provisionedDeployments, ',')
+  CHARGEBACK_DEPLOYMENT_TYPES: string(deploymentTypes)
   CHARGEBACK_MAX_MESSAGE_BYTES: string(maxMessageBytes)
   CHARGEBACK_DEADLETTER_CONTAINER: deadLetterContainerName
 }
@@ -222,6 +226,7 @@ module workbook 'workbooks/workbook.bicep' = {
   name: 'chargeback-workbook'
   params: {
     applicationInsightsId: appInsights.outputs.resourceId
+    logAnalyticsWorkspaceId: logAnalytics.outputs.resourceId
     location: location
   }
 }

@@ -49,6 +49,8 @@ class Report:
     #: data-quality.kql rows of the month.
     quality: list[Row]
     months: list[date] = field(default_factory=list)
+    #: The deployment types the month's pay-as-you-go costs were priced at.
+    deployment_types: list[str] = field(default_factory=list)
 
     def business_units(self) -> list[Row]:
         """Per business unit and cost center: the applications' rows added up."""
@@ -130,42 +132,34 @@ def build_report(
     ptu_output_weight: float = 1.0,
     queries: Path = QUERIES_DIR,
 ) -> Report | None:
-    """The chargeback of ``month`` (default: the latest month in the store); None when the
-    store holds no chargeback events."""
-    from chargeback.local.kql import run_kql
-
-    parameters = {"PtuMonthlyCost": ptu_monthly_cost, "PtuOutputWeight": ptu_output_weight}
-    applications = _rows(db, queries, "chargeback-by-application.kql", parameters)
-    if not applications:
+    """The chargeback of ``month`` (default: the latest month in the store), every query run for
+    that calendar month of the calls' own time (``ReportMonth``); None when the store holds no
+    chargeback events."""
+    months = sorted({_month_of(row["Month"]) for row in _rows(db, queries, "cost-by-month.kql")})
+    if not months:
         return None
-    months = sorted({_month_of(row["Month"]) for row in applications})
     chosen = month.replace(day=1) if month else months[-1]
-
-    def of_month(rows: list[Row], column: str = "Month") -> list[Row]:
-        return [row for row in rows if _month_of(row[column]) == chosen]
-
-    versions = run_kql(
-        db,
-        'customEvents | where name == "Azure OpenAI Tokens"'
-        " | summarize Calls = count() by PriceVersion = tostring(customDimensions.PriceVersion),"
-        " Month = startofmonth(timestamp) | project PriceVersion, Month",
-    )
-    price_versions = sorted(
-        str(version or "(none)") for version, moment in versions.rows if _month_of(moment) == chosen
-    )
-    chosen_apps = of_month(applications)
-    currencies = sorted({row["Currency"] for row in chosen_apps if row["Currency"]})
+    parameters: dict[str, Any] = {"ReportMonth": f"{chosen:%Y-%m}"}
+    ptu = {**parameters, "PtuMonthlyCost": ptu_monthly_cost, "PtuOutputWeight": ptu_output_weight}
+    applications = _rows(db, queries, "chargeback-by-application.kql", ptu)
+    currencies = sorted({row["Currency"] for row in applications if row["Currency"]})
     return Report(
         month=chosen,
         currency=", ".join(currencies) or "(no currency)",
-        price_versions=price_versions,
+        price_versions=_listed(applications, "PriceVersions"),
         ptu_monthly_cost=ptu_monthly_cost,
-        applications=chosen_apps,
-        days=of_month(_rows(db, queries, "cost-by-day.kql"), "Day"),
-        models=of_month(_rows(db, queries, "cost-by-month.kql")),
-        quality=of_month(_rows(db, queries, "data-quality.kql")),
+        applications=applications,
+        days=_rows(db, queries, "cost-by-day.kql", parameters),
+        models=_rows(db, queries, "cost-by-month.kql", parameters),
+        quality=_rows(db, queries, "data-quality.kql", parameters),
         months=months,
+        deployment_types=_listed(applications, "DeploymentTypes"),
     )
+
+
+def _listed(rows: list[Row], column: str) -> list[str]:
+    """The distinct names of a comma-separated column (PriceVersions, DeploymentTypes)."""
+    return sorted({name for row in rows for name in str(row[column] or "").split(", ") if name})
 
 
 # --- Text ---------------------------------------------------------------------------------------
@@ -261,7 +255,8 @@ def headline(report: Report) -> str:
     )
     return (
         f"Chargeback {report.month:%Y-%m} in {report.currency}; "
-        f"prices {', '.join(report.price_versions) or '(none)'}; {ptu}"
+        f"prices {', '.join(report.price_versions) or '(none)'} at "
+        f"{', '.join(report.deployment_types) or '(no deployment type)'}; {ptu}"
     )
 
 

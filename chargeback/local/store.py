@@ -1,6 +1,22 @@
 """The local store: an Application Insights–compatible ingestion endpoint on localhost that
 writes into DuckDB tables named and shaped like Application Insights' own.
 
+Each event lands twice, as a workspace-based Application Insights resource keeps it: in
+``customEvents`` (the Application Insights names) and in ``AppEvents`` (the Log Analytics
+workspace's names), with the same item id (``itemId`` / ``_ItemId``) and time. The column mapping
+is Microsoft's, "Migrate to workspace-based Application Insights resources", AppEvents section
+(learn.microsoft.com/azure/azure-monitor/app/convert-classic-resource): customDimensions ->
+Properties, customMeasurements -> Measurements, timestamp -> TimeGenerated, itemCount -> ItemCount,
+cloud_RoleName -> AppRoleName ...; ``_ItemId`` and ``_ResourceId`` are the workspace's standard
+columns (learn.microsoft.com/azure/azure-monitor/logs/log-standard-columns).
+
+Given a ``received_at`` clock, the store applies the workspace's time rule (same page,
+TimeGenerated): "The TimeGenerated value cannot be older than 2 days before received time or more
+than a day in the future. If [...] the value is older than 2 days or more than a day in the
+future, it would be replaced with the actual received time." A workspace-based resource serves
+``customEvents.timestamp`` from that same TimeGenerated. Without a clock (the default) times are
+kept as sent.
+
 The real exporter sends to it unchanged, through a connection string with
 ``IngestionEndpoint=http://127.0.0.1:PORT/``; so can a Function under ``func start``. It answers
 ``POST /v2.1/track`` (and ``/v2/track``) with a JSON array of envelopes or newline-delimited
@@ -17,9 +33,9 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
@@ -27,10 +43,26 @@ from typing import Any
 
 import duckdb
 
-__all__ = ["IngestionServer", "LocalStore", "connection_string", "customevents_columns"]
+__all__ = [
+    "LOCAL_RESOURCE_ID",
+    "IngestionServer",
+    "LocalStore",
+    "appevents_columns",
+    "connection_string",
+    "customevents_columns",
+]
 
 #: A fixed, obviously local instrumentation key: the exporter needs one, the store ignores it.
 LOCAL_IKEY = "00000000-0000-0000-0000-000000000000"
+#: The Application Insights resource the local store stands for (AppEvents._ResourceId).
+LOCAL_RESOURCE_ID = (
+    "/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/local"
+    "/providers/microsoft.insights/components/chargeback-local"
+)
+# The workspace's TimeGenerated rule (log-standard-columns): older than this before the received
+# time, or further ahead of it, and the time becomes the received time.
+_MAX_AGE = timedelta(days=2)
+_MAX_AHEAD = timedelta(days=1)
 
 # Kusto type -> DuckDB type, for the schema file shared with the Kusto parser tests.
 _DUCKDB_TYPES = {
@@ -64,12 +96,47 @@ _TAG_COLUMNS = {
 }
 
 
+# customEvents column -> AppEvents column, for the columns the envelope fills (the migration
+# page's AppEvents table; itemId is "removed" there and the standard column _ItemId holds it).
+_APPEVENTS_COLUMNS = {
+    "timestamp": "TimeGenerated",
+    "name": "Name",
+    "customDimensions": "Properties",
+    "customMeasurements": "Measurements",
+    "operation_Name": "OperationName",
+    "operation_Id": "OperationId",
+    "operation_ParentId": "ParentId",
+    "session_Id": "SessionId",
+    "user_Id": "UserId",
+    "user_AuthenticatedId": "UserAuthenticatedId",
+    "user_AccountId": "UserAccountId",
+    "application_Version": "AppVersion",
+    "client_Type": "ClientType",
+    "client_Model": "ClientModel",
+    "client_OS": "ClientOS",
+    "client_IP": "ClientIP",
+    "cloud_RoleName": "AppRoleName",
+    "cloud_RoleInstance": "AppRoleInstance",
+    "iKey": "IKey",
+    "sdkVersion": "SDKVersion",
+    "itemCount": "ItemCount",
+    "itemId": "_ItemId",
+}
+
+
+def _schema_columns(name: str) -> list[tuple[str, str]]:
+    doc = json.loads(resources.files("chargeback").joinpath(f"data/{name}").read_text())
+    return [(column["name"], column["type"]) for column in doc["columns"]]
+
+
 def customevents_columns() -> list[tuple[str, str]]:
     """``[(column, kusto_type)]`` of ``customEvents``, from the schema file the tests share."""
-    doc = json.loads(
-        resources.files("chargeback").joinpath("data/customEvents.schema.json").read_text()
-    )
-    return [(column["name"], column["type"]) for column in doc["columns"]]
+    return _schema_columns("customEvents.schema.json")
+
+
+def appevents_columns() -> list[tuple[str, str]]:
+    """``[(column, kusto_type)]`` of the workspace's ``AppEvents``, from its schema file."""
+    return _schema_columns("AppEvents.schema.json")
 
 
 def connection_string(port: int, host: str = "127.0.0.1") -> str:
@@ -77,8 +144,12 @@ def connection_string(port: int, host: str = "127.0.0.1") -> str:
 
 
 def _create_tables(con: duckdb.DuckDBPyConnection) -> None:
-    columns = ", ".join(f'"{name}" {_DUCKDB_TYPES[kind]}' for name, kind in customevents_columns())
-    con.execute(f"CREATE TABLE IF NOT EXISTS customEvents ({columns})")
+    for table, columns in (
+        ("customEvents", customevents_columns()),
+        ("AppEvents", appevents_columns()),
+    ):
+        spec = ", ".join(f'"{name}" {_DUCKDB_TYPES[kind]}' for name, kind in columns)
+        con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({spec})")
     # Every other telemetry type lands here, so a test can prove none was sent.
     con.execute(
         "CREATE TABLE IF NOT EXISTS otherTelemetry "
@@ -97,13 +168,21 @@ def _timestamp(value: Any) -> datetime:
     return moment
 
 
-def _event_row(envelope: dict[str, Any], columns: list[str]) -> tuple[Any, ...]:
+def _time_generated(sent: datetime, received: datetime | None) -> datetime:
+    """The stored time: as sent, or the received time where the workspace's rule replaces it."""
+    if received is not None and not received - _MAX_AGE <= sent <= received + _MAX_AHEAD:
+        return received
+    return sent
+
+
+def _event_row(envelope: dict[str, Any], received: datetime | None = None) -> dict[str, Any]:
+    """One event as ``customEvents`` names its columns."""
     data = envelope.get("data") or {}
     base = data.get("baseData") or {}
     tags = envelope.get("tags") or {}
     sample_rate = float(envelope.get("sampleRate") or 100.0)
     row: dict[str, Any] = {
-        "timestamp": _timestamp(envelope.get("time")),
+        "timestamp": _time_generated(_timestamp(envelope.get("time")), received),
         "name": base.get("name"),
         "itemType": "customEvent",
         "customDimensions": json.dumps(base.get("properties") or {}),
@@ -116,19 +195,30 @@ def _event_row(envelope: dict[str, Any], columns: list[str]) -> tuple[Any, ...]:
     for tag, column in _TAG_COLUMNS.items():
         if tag in tags:
             row[column] = tags[tag]
-    return tuple(row.get(column) for column in columns)
+    return row
 
 
 class LocalStore:
     """A DuckDB file plus the HTTP endpoint that fills it. Use as a context manager."""
 
-    def __init__(self, db_path: Path | str, *, host: str = "127.0.0.1", port: int = 0):
+    def __init__(
+        self,
+        db_path: Path | str,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        resource_id: str = LOCAL_RESOURCE_ID,
+        received_at: Callable[[], datetime] | None = None,
+    ):
         self.db_path = Path(db_path)
         self._host, self._port = host, port
         self._lock = threading.Lock()
         self._server: IngestionServer | None = None
         self._thread: threading.Thread | None = None
-        self._columns = [name for name, _ in customevents_columns()]
+        #: The Application Insights resource this store stands for (AppEvents._ResourceId).
+        self.resource_id = resource_id
+        #: The ingestion clock; None keeps every time as sent.
+        self._received_at = received_at
         self.received = 0
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
         with self.connect() as con:
@@ -155,11 +245,15 @@ class LocalStore:
 
     def ingest(self, envelopes: list[dict[str, Any]]) -> int:
         """Store envelopes; returns how many were accepted."""
-        events, others = [], []
+        events: list[dict[str, Any]] = []
+        others: list[tuple[Any, ...]] = []
+        received = None
+        if self._received_at is not None:
+            received = self._received_at().astimezone(UTC).replace(tzinfo=None)
         for envelope in envelopes:
             base_type = ((envelope.get("data") or {}).get("baseType")) or ""
             if base_type == "EventData":
-                events.append(_event_row(envelope, self._columns))
+                events.append(_event_row(envelope, received))
             else:
                 others.append(
                     (
@@ -171,12 +265,26 @@ class LocalStore:
                 )
         with self._lock, self.connect() as con:
             if events:
-                marks = ", ".join("?" * len(self._columns))
-                con.executemany(f"INSERT INTO customEvents VALUES ({marks})", events)
+                _insert(con, "customEvents", events)
+                self._copy_to_appevents(con, [event["itemId"] for event in events])
             if others:
                 con.executemany("INSERT INTO otherTelemetry VALUES (?, ?, ?, ?)", others)
         self.received += len(envelopes)
         return len(envelopes)
+
+    def _copy_to_appevents(self, con: duckdb.DuckDBPyConnection, item_ids: list[str]) -> None:
+        """The same events into AppEvents, under the workspace's names (one statement)."""
+        pairs = [(a, c) for c, a in _APPEVENTS_COLUMNS.items()]
+        targets = ", ".join(f'"{a}"' for a, _ in pairs)
+        sources = ", ".join(f'"{c}"' for _, c in pairs)
+        parts = self.resource_id.split("/")
+        subscription = parts[2] if len(parts) > 2 else None
+        con.execute(
+            f"INSERT INTO AppEvents ({targets}, Type, _ResourceId, _SubscriptionId)"
+            f" SELECT {sources}, 'AppEvents', ?, ? FROM customEvents WHERE itemId IN"
+            f" (SELECT unnest(?::VARCHAR[]))",
+            [self.resource_id, subscription, item_ids],
+        )
 
     def start(self) -> LocalStore:
         store = self
@@ -247,6 +355,20 @@ class IngestionServer(ThreadingHTTPServer):
                 with contextlib.suppress(OSError):  # already closed by its thread
                     connection.shutdown(socket.SHUT_RD)
         super().server_close()
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict[str, Any]]) -> None:
+    """Rows in one statement per 500, the columns some row fills only: DuckDB's executemany
+    runs one statement per row, too slow for an endpoint that must answer within the
+    exporter's timeout."""
+    columns = sorted({name for row in rows for name, value in row.items() if value is not None})
+    names = ", ".join(f'"{name}"' for name in columns)
+    marks = "(" + ", ".join("?" * len(columns)) + ")"
+    for start in range(0, len(rows), 500):
+        chunk = rows[start : start + 500]
+        values = ", ".join([marks] * len(chunk))
+        flat = [row.get(name) for row in chunk for name in columns]
+        con.execute(f"INSERT INTO {table} ({names}) VALUES {values}", flat)
 
 
 def _open(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:

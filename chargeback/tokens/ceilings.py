@@ -86,7 +86,7 @@ CEILINGS: Final[tuple[Ceiling, ...]] = (
     *_rows("o1-preview", 128_000, 32_768, f"{_AOAI}#o-series-models"),
     *_rows("o1-mini", 128_000, 65_536, f"{_AOAI}#o-series-models"),
     *_rows("gpt-4o gpt-4o-mini", 128_000, 16_384, f"{_AOAI}#gpt-4-and-gpt-4-turbo-models"),
-    *_rows("gpt-4", 128_000, 4_096, f"{_AOAI}#gpt-4-and-gpt-4-turbo-models"),
+    *_rows("gpt-4 gpt-4-turbo", 128_000, 4_096, f"{_AOAI}#gpt-4-and-gpt-4-turbo-models"),
     *_rows(
         "gpt-4o-audio-preview gpt-4o-mini-audio-preview gpt-audio-1.5",
         128_000,

@@ -18,7 +18,7 @@ __all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from chargeback.tools import accuracy, demo, query, replay, send, store
+    from chargeback.tools import accuracy, demo, prices, query, replay, send, store
     from chargeback.tools.bench import command as bench
 
     parser = argparse.ArgumentParser(
@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (replay, query, store, demo, send, accuracy, bench):
+    for module in (replay, query, store, demo, send, accuracy, bench, prices):
         module.add_parser(commands)
     return parser
 

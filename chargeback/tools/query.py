@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
 from datetime import date, datetime
@@ -30,7 +31,8 @@ def add_parser(commands: Any) -> None:
         "--param",
         action="append",
         metavar="NAME=VALUE",
-        help="a value for the query's declare query_parameters (e.g. PtuMonthlyCost=10950)",
+        help="a value for the query's declare query_parameters (e.g. ReportMonth=2026-11,"
+        " PtuMonthlyCost=10950)",
     )
     query.set_defaults(run=run_query)
 
@@ -107,16 +109,23 @@ def _query_text(name: str) -> str:
 
 
 def parse_parameters(pairs: Sequence[str]) -> dict[str, Any]:
-    """``NAME=VALUE`` pairs; a value that reads as a number is a number."""
+    """``NAME=VALUE`` pairs; a value that reads as a number is a number. ``ReportMonth`` (the
+    query packs' month) is text and must be ``YYYY-MM``."""
     values: dict[str, Any] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
-        if not sep or not name.strip():
+        name = name.strip()
+        if not sep or not name:
             raise UserError(f"--param wants NAME=VALUE, not {pair!r}")
+        if name == "ReportMonth":
+            if value and not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", value):
+                raise UserError(f"--param ReportMonth wants YYYY-MM, not {value!r}")
+            values[name] = value
+            continue
         try:
-            values[name.strip()] = float(value) if "." in value else int(value)
+            values[name] = float(value) if "." in value else int(value)
         except ValueError:
-            values[name.strip()] = value
+            values[name] = value
     return values
 
 

@@ -207,7 +207,7 @@ def test_events_carry_who_pays_and_what_it_costs() -> None:
         "Billing": "paygo",
         "Priced": "true",
         "Currency": "USD",
-        "PriceVersion": "azure-openai-global-standard-2026-08-11",
+        "PriceVersion": "azure-openai-2026-08-11",
     }
     assert event.measurements["Cost"] == pytest.approx((1000 * 2.5 + 100 * 10.0) / 1e6)
 

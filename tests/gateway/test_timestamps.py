@@ -350,7 +350,8 @@ def test_the_articles_policy_message_is_billed_at_its_time() -> None:
         "Billing": "paygo",
         "Priced": "false",
         "Currency": "USD",
-        "PriceVersion": "azure-openai-global-standard-2026-08-11",
+        "PriceVersion": "azure-openai-2026-08-11",
+        "DeploymentType": "GlobalStandard",
     }
     assert event.dimensions["RequestId"].startswith("sha256:")
 

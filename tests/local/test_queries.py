@@ -1,36 +1,55 @@
-"""The query pack (queries/*.kql): every query parses cleanly with the real Kusto parser against
-the customEvents schema, and runs under duckdb-kql with exact results on the fixed calls of
-tests/chargeback_events.py, written through the real path (Processor, exporter, local store)."""
+"""The query packs (queries/*.kql for Application Insights, queries/workspace/*.kql for the Log
+Analytics workspace, both generated from queries/src by queries/make_queries.py): every query
+parses cleanly with the real Kusto parser against its own schema, runs under duckdb-kql with exact
+results on the fixed calls of tests/chargeback_events.py, written through the real path
+(Processor, exporter, local store), and the two packs give identical results."""
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from chargeback.local.kql import run_kql
-from tests.support.kusto_parser import check_kql, format_diagnostics
+from tests.support.kusto_parser import (
+    APPEVENTS_SCHEMA_PATH,
+    SCHEMA_PATH,
+    check_kql,
+    format_diagnostics,
+)
 
 QUERIES = Path(__file__).resolve().parents[2] / "queries"
+WORKSPACE = QUERIES / "workspace"
 OCT = datetime(2026, 10, 1)
 NOV = datetime(2026, 11, 1)
 
 
-def rows(db: Path, name: str, **parameters: Any) -> list[dict[str, Any]]:
-    result = run_kql(db, (QUERIES / name).read_text(encoding="utf-8"), parameters or None)
+def rows(db: Path, name: str, pack: Path = QUERIES, **parameters: Any) -> list[dict[str, Any]]:
+    result = run_kql(db, (pack / name).read_text(encoding="utf-8"), parameters or None)
     return [dict(zip(result.columns, row, strict=True)) for row in result.rows]
 
 
-def test_every_query_parses_cleanly_with_the_kusto_parser() -> None:
-    texts = {path.name: path.read_text(encoding="utf-8") for path in sorted(QUERIES.glob("*.kql"))}
-    assert len(texts) >= 12
-    problems = {
-        name: format_diagnostics(texts[name], found)
-        for name, found in check_kql(texts).items()
-        if found
-    }
-    assert problems == {}
+def test_every_query_of_each_pack_parses_cleanly_against_its_own_schema() -> None:
+    for pack, schema in ((QUERIES, SCHEMA_PATH), (WORKSPACE, APPEVENTS_SCHEMA_PATH)):
+        texts = {p.name: p.read_text(encoding="utf-8") for p in sorted(pack.glob("*.kql"))}
+        assert len(texts) == 13, pack
+        problems = {
+            name: format_diagnostics(texts[name], found)
+            for name, found in check_kql(texts, schema=schema).items()
+            if found
+        }
+        assert problems == {}, pack
+
+
+def test_a_pack_fails_against_the_other_schema() -> None:
+    # The check can fail: customEvents is no table of the workspace, AppEvents none of App Insights.
+    ai = (QUERIES / "tokens-by-business-unit.kql").read_text()
+    ws = (WORKSPACE / "tokens-by-business-unit.kql").read_text()
+    found = check_kql({"ai": ai}, schema=APPEVENTS_SCHEMA_PATH)["ai"]
+    assert any("customEvents" in d["message"] for d in found)
+    assert check_kql({"ws": ws}, schema=SCHEMA_PATH)["ws"]
 
 
 def test_the_articles_queries_are_unchanged() -> None:
@@ -44,13 +63,39 @@ def test_the_articles_queries_are_unchanged() -> None:
     }
 
 
-def test_every_new_query_removes_duplicates_and_counts_sampled_rows() -> None:
-    for path in QUERIES.glob("*.kql"):
-        if path.name.startswith("article-"):
-            continue
-        text = path.read_text(encoding="utf-8")
-        assert "by RequestId" in text, path.name
-        assert "itemCount" in text, path.name
+def test_every_new_query_starts_from_the_one_definition_of_a_call() -> None:
+    calls = (QUERIES / "src" / "prelude" / "calls.kql").read_text(encoding="utf-8")
+    assert "by RequestId" in calls and "itemCount" in calls
+    for pack in (QUERIES, WORKSPACE):
+        for path in pack.glob("*.kql"):
+            if path.name.startswith("article-"):
+                continue
+            text = path.read_text(encoding="utf-8")
+            assert calls in text, path
+            assert "ReportMonth:string" in text, path
+
+
+def test_the_packs_are_up_to_date_with_their_source() -> None:
+    spec = importlib.util.spec_from_file_location("make_queries", QUERIES / "make_queries.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rendered = module.render()
+    assert len(rendered) == 26
+    for path, text in rendered.items():
+        assert path.read_text(encoding="utf-8") == text, (
+            f"{path}: run `python queries/make_queries.py`"
+        )
+
+
+def test_the_workspace_carries_the_articles_with_only_the_adapter_added() -> None:
+    adapter = (QUERIES / "src" / "prelude" / "workspace.kql").read_text(encoding="utf-8")
+    adapter = adapter.replace("    | where TimeGenerated >= Since\n", "")
+    for name in ("article-usage-by-key.kql", "article-usage-for-key.kql"):
+        article = (QUERIES / name).read_text(encoding="utf-8")
+        body = article[article.index("customEvents\n") :]
+        workspace = (WORKSPACE / name).read_text(encoding="utf-8")
+        assert workspace.endswith(adapter + body), name
 
 
 def test_the_store_holds_the_duplicate_that_the_queries_remove(store: Path) -> None:
@@ -265,7 +310,23 @@ def test_chargeback_by_application_shares_out_the_ptu_bill(store: Path) -> None:
         )
         for r in rows(store, "chargeback-by-application.kql", PtuMonthlyCost=300.0)
     ]
+    # No month given: every month pays the bill; October had no provisioned tokens, so its
+    # bill goes to the explicit unused row.
     assert got == [
+        (
+            OCT,
+            "unassigned",
+            "unassigned",
+            "unused provisioned throughput",
+            0,
+            0,
+            0.0,
+            1.0,
+            300.0,
+            300.0,
+            "EUR",
+            0,
+        ),
         (OCT, "finance", "CC-1001", "Finance chatbot", 1, 1500, 0.0056, 0.0, 0.0, 0.0056, "EUR", 0),
         (
             NOV,
@@ -336,7 +397,7 @@ def test_ptu_share_out(store: Path) -> None:
             r["PtuShare"],
             r["PtuCost"],
         )
-        for r in rows(store, "ptu-share-out.kql", PtuMonthlyCost=300.0)
+        for r in rows(store, "ptu-share-out.kql", PtuMonthlyCost=300.0, ReportMonth="2026-11")
     ]
     assert got == [
         (NOV, "finance", "CC-1001", "Finance chatbot", 1, 4000, 4000.0, 0.6667, 200.0),
@@ -348,7 +409,13 @@ def test_ptu_share_out_with_output_tokens_weighted_as_azure_counts_them(store: P
     # finance 3000 + 4 x 1000 = 7000, research 1000 + 4 x 1000 = 5000: 7/12 and 5/12 of 300.
     got = [
         (r["Application"], r["PtuTokens"], r["PtuShare"], r["PtuCost"])
-        for r in rows(store, "ptu-share-out.kql", PtuMonthlyCost=300.0, PtuOutputWeight=4.0)
+        for r in rows(
+            store,
+            "ptu-share-out.kql",
+            PtuMonthlyCost=300.0,
+            PtuOutputWeight=4.0,
+            ReportMonth="2026-11",
+        )
     ]
     assert got == [
         ("Finance chatbot", 7000.0, 0.5833, 175.0),
@@ -357,10 +424,21 @@ def test_ptu_share_out_with_output_tokens_weighted_as_azure_counts_them(store: P
 
 
 def test_ptu_share_out_of_one_deployment(store: Path) -> None:
-    assert rows(store, "ptu-share-out.kql", PtuMonthlyCost=300.0, PtuDeployment="other") == []
-    assert (
-        len(rows(store, "ptu-share-out.kql", PtuMonthlyCost=300.0, PtuDeployment="ptu-gpt-4o")) == 2
-    )
+    def ptu(deployment: str) -> list[tuple[Any, ...]]:
+        return [
+            (r["Application"], r["PtuCost"])
+            for r in rows(
+                store,
+                "ptu-share-out.kql",
+                PtuMonthlyCost=300.0,
+                PtuDeployment=deployment,
+                ReportMonth="2026-11",
+            )
+        ]
+
+    # A deployment with no calls that month: its bill is not lost but shown unused.
+    assert ptu("other") == [("unused provisioned throughput", 300.0)]
+    assert ptu("ptu-gpt-4o") == [("Finance chatbot", 200.0), ("Research agent", 100.0)]
 
 
 def test_top_consumers(store: Path) -> None:

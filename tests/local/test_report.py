@@ -28,7 +28,7 @@ def test_report_prints_the_latest_months_chargeback(
     out = capsys.readouterr().out
     lines = out.splitlines()
     assert lines[0] == (
-        "Chargeback 2026-11 in EUR; prices test-prices-1; PTU bill 300.00 shared out by tokens"
+        "Chargeback 2026-11 in EUR; prices test-prices-1 at GlobalStandard, Provisioned; PTU bill 300.00 shared out by tokens"
     )
     table = lines[lines.index("Per business unit and application") + 1 :]
     rows = [re.split(r"\s{2,}", line.strip()) for line in table[2:7]]

@@ -235,6 +235,7 @@ def sampled_envelope() -> dict[str, Any]:
                     "Priced": "true",
                     "Currency": "EUR",
                     "PriceVersion": "test-prices-1",
+                    "DeploymentType": "GlobalStandard",
                 },
                 "measurements": {
                     "PromptTokens": 100.0,

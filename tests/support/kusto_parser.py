@@ -2,9 +2,10 @@
 
 ``check_kql`` sends every query to ONE ``node tests/kusto/check.js`` process and
 returns the parser's syntax + semantic diagnostics per query name. The schema the
-queries are bound against (Application Insights ``customEvents``) is
-``tests/kusto/customEvents.schema.json``; the DuckDB side reads the same file
-through ``load_schema``.
+queries are bound against is Application Insights ``customEvents``
+(``chargeback/data/customEvents.schema.json``) or, for the workspace pack, the workspace's
+``AppEvents`` (``chargeback/data/AppEvents.schema.json``); the local store creates its DuckDB
+tables from the same files.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import Any
 KUSTO_DIR = Path(__file__).resolve().parents[1] / "kusto"
 CHECK_JS = KUSTO_DIR / "check.js"
 SCHEMA_PATH = KUSTO_DIR.parent.parent / "chargeback" / "data" / "customEvents.schema.json"
+#: The Log Analytics workspace's AppEvents, for the workspace query pack and workbook.
+APPEVENTS_SCHEMA_PATH = SCHEMA_PATH.with_name("AppEvents.schema.json")
 _LIBRARY = KUSTO_DIR / "node_modules" / "@kusto" / "language-service-next"
 INSTALL_HINT = "run `npm ci --prefix tests/kusto` (from the repo root) to install the Kusto parser"
 

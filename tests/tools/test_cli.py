@@ -114,3 +114,26 @@ def test_bad_setting_names_the_setting(tmp_path: Path) -> None:
         del os.environ["CHARGEBACK_MAX_MESSAGE_BYTES"]
     assert result.returncode == 2
     assert "app setting CHARGEBACK_MAX_MESSAGE_BYTES" in result.stderr
+
+
+def test_query_takes_the_month_as_a_parameter(tmp_path: Path) -> None:
+    db = tmp_path / "store.duckdb"
+    replay = run("replay", str(SAMPLES), "--db", str(db), "--dead-letters", str(tmp_path / "dl"))
+    assert replay.returncode == 0, replay.stderr
+    query = str(ROOT / "queries" / "tokens-by-business-unit.kql")
+
+    def units(month: str) -> list[str]:
+        result = run("query", query, "--db", str(db), "--param", f"ReportMonth={month}")
+        assert result.returncode == 0, result.stderr
+        return result.stdout.splitlines()[2:]
+
+    assert (
+        units("2026-11")
+        and units("2026-11") == run("query", query, "--db", str(db)).stdout.splitlines()[2:]
+    )
+    assert units("2026-10") == []  # the samples are all November's calls
+    bad = run("query", query, "--db", str(db), "--param", "ReportMonth=2026-13")
+    assert (bad.returncode, bad.stderr) == (
+        2,
+        "query: --param ReportMonth wants YYYY-MM, not '2026-13'\n",
+    )
