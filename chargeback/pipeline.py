@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import IO, Literal, NamedTuple
+from typing import Literal, NamedTuple, Protocol
 
 from chargeback.billing.identity import PayerResolver
 from chargeback.billing.pricing import Pricing
@@ -355,13 +355,20 @@ def batches(messages: Iterator[RawMessage], size: int = BATCH_SIZE) -> Iterator[
         yield batch
 
 
+class Lines(Protocol):
+    """Where `run_batches` reports retries and what was not emitted: a text stream, or a
+    command's progress bar, which prints above itself."""
+
+    def write(self, text: str, /) -> int: ...
+
+
 def run_batches(
     processor: Processor,
     messages: Iterator[RawMessage],
     *,
     retries: int = 5,
     backoff: float = 1.0,
-    errors: IO[str] = sys.stderr,
+    errors: Lines = sys.stderr,
     after_batch: Callable[[list[RawMessage], BatchReport], None] | None = None,
 ) -> BatchReport:
     """Process batches as the Function does; a transient failure reruns the whole batch, as the

@@ -8,7 +8,9 @@ and a body that reads ``ChargebackCalls``, the one definition of a chargeback ca
 ``queries/src/prelude/``. A pack's query is: the comments, one ``declare query_parameters``
 (``ReportMonth``, in the workspace ``AppInsightsResourceId``, then the query's own), the month
 (``period.kql``), in the workspace the adapter that gives AppEvents the Application Insights
-column names (``workspace.kql``), the calls (``calls.kql``), the body. The two queries of the
+column names (``workspace.kql``), the calls (``calls.kql``), for a query that reads
+``BilledCalls`` the PTU bill shared out call by call (``ptu.kql``, whose parameters the query
+declares), the body. The two queries of the
 Azure OpenAI chargeback article are copied byte for byte into the Application Insights pack; the
 workspace pack carries them with only the adapter added. Run from the repo root after changing a
 source:
@@ -73,6 +75,8 @@ def render_query(name: str, text: str) -> tuple[str, str]:
         workspace = header + _generated(name) + _declare(RESOURCE_PARAMETER) + adapter + body
         return text, workspace
     period, calls = _prelude("period.kql"), _prelude("calls.kql")
+    if "BilledCalls" in body:  # a query with a PTU share: the one definition of it
+        calls += _prelude("ptu.kql")
     appinsights = (
         header + _generated(name) + _declare(MONTH_PARAMETER, parameters) + period + calls + body
     )

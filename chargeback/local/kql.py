@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from chargeback.errors import UserError
+from chargeback.local.figures import cell
 
 __all__ = ["QueryResult", "run_kql"]
 
@@ -24,29 +24,33 @@ class QueryResult:
         self.dynamic = dynamic
 
     def table(self) -> str:
-        """The result as an aligned text table."""
+        """The result as an aligned text table, every value as `chargeback.local.figures`
+        shows it (money to the cent, shares as percentages, months as YYYY-MM); numbers are
+        aligned right."""
         cells = [self.columns] + [
-            [_cell(value, i in self.dynamic) for i, value in enumerate(row)] for row in self.rows
+            [
+                cell(name, value, i in self.dynamic)
+                for i, (name, value) in enumerate(zip(self.columns, row, strict=True))
+            ]
+            for row in self.rows
+        ]
+        numeric = [
+            any(
+                isinstance(row[i], int | float) and not isinstance(row[i], bool)
+                for row in self.rows
+            )
+            for i in range(len(self.columns))
         ]
         widths = [max(len(row[i]) for row in cells) for i in range(len(self.columns))]
         lines = [
-            "  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True))
+            "  ".join(
+                value.rjust(width) if right else value.ljust(width)
+                for value, width, right in zip(row, widths, numeric, strict=True)
+            )
             for row in cells
         ]
         lines.insert(1, "  ".join("-" * width for width in widths))
         return "\n".join(line.rstrip() for line in lines)
-
-
-def _cell(value: Any, dynamic: bool = False) -> str:
-    if value is None:
-        return ""
-    if dynamic and isinstance(value, str):
-        # A dynamic string shows without its JSON quotes, as in Log Analytics.
-        decoded = json.loads(value)
-        return decoded if isinstance(decoded, str) else json.dumps(decoded)
-    if isinstance(value, float):
-        return f"{value:,.4f}" if abs(value) < 1000 else f"{value:,.2f}"
-    return str(value)
 
 
 def run_kql(
@@ -69,6 +73,13 @@ def run_kql(
         )
     try:
         con = _open(path, read_only=True)
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            raise UserError(
+                f"the local store {path} is busy: another process is writing to it (a `store` or"
+                " a `replay`); try again when it is done"
+            ) from None
+        raise UserError(f"{path} is not a local store (not a DuckDB database)") from None
     except duckdb.Error:
         raise UserError(f"{path} is not a local store (not a DuckDB database)") from None
     try:

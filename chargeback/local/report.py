@@ -1,31 +1,45 @@
 """``python -m chargeback report``: the month's chargeback from the local store.
 
 The numbers come from the query pack in ``queries/`` (the same KQL the workbook runs in Azure),
-run on the local store with duckdb-kql. ``--html FILE`` writes one self-contained page
-(`chargeback.local.html`).
+run on the local store with duckdb-kql, and are shown as `chargeback.local.figures` shows every
+figure, in the text and in the self-contained page ``--html FILE`` writes
+(`chargeback.local.html`). The PTU columns are there only when there is a PTU bill.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from chargeback.errors import UserError
+from chargeback.local.figures import (
+    MONEY_RULE,
+    cell,
+    count,
+    is_money,
+    is_share,
+    money,
+    period,
+    share,
+)
+
 __all__ = [
-    "APP_COLUMNS",
-    "MONEY_COLUMNS",
     "QUERIES_DIR",
-    "UNIT_COLUMNS",
+    "Column",
     "Report",
     "Row",
+    "application_columns",
     "build_report",
     "firmness_line",
     "headline",
-    "money_table",
     "parse_month",
+    "render_html",
     "render_text",
+    "total_row",
+    "unit_columns",
 ]
 
 #: The query pack, beside the package in the repository.
@@ -48,35 +62,31 @@ class Report:
     models: list[Row]
     #: data-quality.kql rows of the month.
     quality: list[Row]
+    #: cost-by-business-unit.kql rows of the month (the same PTU bill).
+    units: list[Row] = field(default_factory=list)
     months: list[date] = field(default_factory=list)
     #: The deployment types the month's pay-as-you-go costs were priced at.
     deployment_types: list[str] = field(default_factory=list)
+    #: When the report was made (UTC).
+    made_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def has_ptu(self) -> bool:
+        """Whether a PTU bill was given: the PTU columns and segments show only then."""
+        return self.ptu_monthly_cost > 0
 
     def business_units(self) -> list[Row]:
-        """Per business unit and cost center: the applications' rows added up."""
-        units: dict[tuple[str, str], Row] = {}
-        for row in self.applications:
-            key = (row["BusinessUnit"], row["CostCenter"])
-            unit = units.setdefault(
-                key,
-                {
-                    "BusinessUnit": key[0],
-                    "CostCenter": key[1],
-                    "Calls": 0,
-                    "TotalTokens": 0,
-                    "PaygoCost": 0.0,
-                    "PtuCost": 0.0,
-                    "Cost": 0.0,
-                    "UnpricedCalls": 0,
-                },
-            )
-            for name in ("Calls", "TotalTokens", "PaygoCost", "PtuCost", "Cost", "UnpricedCalls"):
-                unit[name] += row[name] or 0
-        return sorted(units.values(), key=lambda u: (-u["Cost"], u["BusinessUnit"]))
+        """Per business unit and cost center, as cost-by-business-unit.kql gives them."""
+        return sorted(self.units, key=lambda u: (-(u["Cost"] or 0), u["BusinessUnit"]))
 
     def totals(self) -> Row:
         names = ("Calls", "TotalTokens", "PaygoCost", "PtuCost", "Cost", "UnpricedCalls")
-        return {name: sum(row[name] or 0 for row in self.applications) for name in names}
+        total = {name: sum(row[name] or 0 for row in self.units) for name in names}
+        # Added up before rounding (the figures' rule); 6 decimals as the queries keep them.
+        return {k: round(v, 6) if isinstance(v, float) else v for k, v in total.items()}
+
+    def provisioned_tokens(self) -> int:
+        return sum(row["ProvisionedTokens"] or 0 for row in self.units)
 
     def firmness(self) -> Row:
         names = (
@@ -131,10 +141,13 @@ def build_report(
     ptu_monthly_cost: float = 0.0,
     ptu_output_weight: float = 1.0,
     queries: Path = QUERIES_DIR,
+    now: datetime | None = None,
 ) -> Report | None:
     """The chargeback of ``month`` (default: the latest month in the store), every query run for
-    that calendar month of the calls' own time (``ReportMonth``); None when the store holds no
-    chargeback events."""
+    that calendar month of the calls' own time (``ReportMonth``), made at ``now`` (default: the
+    clock); None when the store holds no chargeback events. A negative bill is refused."""
+    if not ptu_monthly_cost >= 0 or not ptu_output_weight > 0:
+        raise UserError("the PTU bill must be 0 or more, and the output weight more than 0")
     months = sorted({_month_of(row["Month"]) for row in _rows(db, queries, "cost-by-month.kql")})
     if not months:
         return None
@@ -152,8 +165,10 @@ def build_report(
         days=_rows(db, queries, "cost-by-day.kql", parameters),
         models=_rows(db, queries, "cost-by-month.kql", parameters),
         quality=_rows(db, queries, "data-quality.kql", parameters),
+        units=_rows(db, queries, "cost-by-business-unit.kql", ptu),
         months=months,
         deployment_types=_listed(applications, "DeploymentTypes"),
+        made_at=now or datetime.now(UTC),
     )
 
 
@@ -165,41 +180,69 @@ def _listed(rows: list[Row], column: str) -> list[str]:
 # --- Text ---------------------------------------------------------------------------------------
 
 
-def _money_format(values: list[float]) -> str:
-    """Two decimals, unless some non-zero amount would show as 0.00."""
-    if any(0 < abs(v) < 0.005 for v in values):
-        return "{:,.6f}"
-    return "{:,.2f}"
+@dataclass(frozen=True)
+class Column:
+    """A column of the report's tables: the query's column and its title in words."""
+
+    key: str
+    title: str
+
+    @property
+    def numeric(self) -> bool:
+        return self.key in _NUMERIC or is_money(self.key) or is_share(self.key)
 
 
-def _table(rows: list[Row], columns: list[tuple[str, str]], money: set[str]) -> str:
-    formats = {
-        key: _money_format([float(row[key] or 0) for row in rows])
-        for key, _ in columns
-        if key in money
-    }
-    cells = [[title for _, title in columns]]
-    for row in rows:
-        line = []
-        for key, _ in columns:
-            value = row.get(key)
-            if key in formats:
-                line.append(formats[key].format(float(value or 0)))
-            elif isinstance(value, float) and key.endswith("Share"):
-                line.append(f"{value:.2%}")
-            elif isinstance(value, int):
-                line.append(f"{value:,}")
-            else:
-                line.append("" if value is None else str(value))
-        cells.append(line)
-    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
-    numeric = [key in money or key.endswith(("Calls", "Tokens", "Share")) for key, _ in columns]
+_NUMERIC = {"Calls", "TotalTokens", "UnpricedCalls"}
+
+
+def _money_columns(report: Report) -> list[Column]:
+    currency = report.currency
+    if not report.has_ptu:  # pay-as-you-go is the whole cost
+        return [Column("Cost", f"Cost ({currency})")]
+    return [
+        Column("PaygoCost", f"Pay-as-you-go ({currency})"),
+        Column("PtuShare", "PTU share"),
+        Column("PtuCost", f"PTU cost ({currency})"),
+        Column("Cost", f"Cost ({currency})"),
+    ]
+
+
+def application_columns(report: Report) -> list[Column]:
+    """The per-application table's columns; the PTU ones only when there is a PTU bill."""
+    return [
+        Column("BusinessUnit", "Business unit"),
+        Column("CostCenter", "Cost center"),
+        Column("Application", "Application"),
+        Column("Calls", "Calls"),
+        Column("TotalTokens", "Tokens"),
+        *_money_columns(report),
+        Column("UnpricedCalls", "Unpriced calls"),
+    ]
+
+
+def unit_columns(report: Report) -> list[Column]:
+    """The per-business-unit table's columns (no share: a unit's is its applications')."""
+    return [
+        column
+        for column in application_columns(report)
+        if column.key not in ("Application", "PtuShare")
+    ]
+
+
+def total_row(report: Report) -> Row:
+    return {"BusinessUnit": "Total", "CostCenter": "", **report.totals()}
+
+
+def _table(rows: list[Row], columns: list[Column]) -> str:
+    lines = [[column.title for column in columns]]
+    lines += [[cell(column.key, row.get(column.key)) for column in columns] for row in rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(columns))]
     out = []
-    for index, line in enumerate(cells):
+    for index, line in enumerate(lines):
         out.append(
             "  ".join(
-                cell.rjust(width) if right else cell.ljust(width)
-                for cell, width, right in zip(line, widths, numeric, strict=True)
+                text.rjust(width) if column.numeric else text.ljust(width)
+                for text, width, column in zip(line, widths, columns, strict=True)
             ).rstrip()
         )
         if index == 0:
@@ -207,54 +250,18 @@ def _table(rows: list[Row], columns: list[tuple[str, str]], money: set[str]) -> 
     return "\n".join(out)
 
 
-MONEY_COLUMNS = {"PaygoCost", "PtuCost", "Cost"}
-
-
-def money_table(columns: list[str], rows: list[tuple[Any, ...]]) -> str:
-    """A query result as text, amounts with enough decimals to show (the demo's tables)."""
-    records = []
-    for row in rows:
-        record = dict(zip(columns, row, strict=True))
-        for key, value in record.items():
-            if isinstance(value, datetime) and key in ("Month", "Day"):
-                record[key] = f"{value:%Y-%m}" if key == "Month" else f"{value:%Y-%m-%d}"
-        records.append(record)
-    money = {name for name in columns if name in MONEY_COLUMNS or name.endswith("Cost")}
-    return _table(records, [(name, name) for name in columns], money)
-
-
-APP_COLUMNS = [
-    ("BusinessUnit", "BusinessUnit"),
-    ("CostCenter", "CostCenter"),
-    ("Application", "Application"),
-    ("Calls", "Calls"),
-    ("TotalTokens", "Tokens"),
-    ("PaygoCost", "PayAsYouGo"),
-    ("PtuShare", "PtuShare"),
-    ("PtuCost", "PtuCost"),
-    ("Cost", "Cost"),
-    ("UnpricedCalls", "UnpricedCalls"),
-]
-UNIT_COLUMNS = [
-    ("BusinessUnit", "BusinessUnit"),
-    ("CostCenter", "CostCenter"),
-    ("Calls", "Calls"),
-    ("TotalTokens", "Tokens"),
-    ("PaygoCost", "PayAsYouGo"),
-    ("PtuCost", "PtuCost"),
-    ("Cost", "Cost"),
-    ("UnpricedCalls", "UnpricedCalls"),
-]
-
-
 def headline(report: Report) -> str:
-    ptu = (
-        f"PTU bill {report.ptu_monthly_cost:,.2f} shared out by tokens"
-        if report.ptu_monthly_cost
-        else "no PTU bill given (--ptu-monthly-cost)"
-    )
+    if report.has_ptu:
+        ptu = f"PTU bill {money(report.ptu_monthly_cost)} {report.currency} shared out by tokens"
+    elif report.provisioned_tokens():
+        ptu = (
+            f"no PTU bill given: {count(report.provisioned_tokens())} tokens of provisioned"
+            " deployments cost nothing here (--ptu-monthly-cost)"
+        )
+    else:
+        ptu = "no provisioned deployment used"
     return (
-        f"Chargeback {report.month:%Y-%m} in {report.currency}; "
+        f"Chargeback {period('Month', report.month)} in {report.currency}; "
         f"prices {', '.join(report.price_versions) or '(none)'} at "
         f"{', '.join(report.deployment_types) or '(no deployment type)'}; {ptu}"
     )
@@ -262,27 +269,27 @@ def headline(report: Report) -> str:
 
 def firmness_line(report: Report) -> str:
     f = report.firmness()
-    share = f["EstimatedTokens"] / f["TotalTokens"] if f["TotalTokens"] else 0.0
+    estimated = f["EstimatedTokens"] / f["TotalTokens"] if f["TotalTokens"] else 0.0
     return (
-        f"How firm: {share:.1%} of {f['TotalTokens']:,} tokens estimated rather than reported;"
-        f" {f['TruncatedCalls']:,} of {f['Calls']:,} calls truncated;"
-        f" {f['UnpricedCalls']:,} calls unpriced (model not in the price table, cost 0);"
-        f" {f['UnassignedCalls']:,} calls unassigned"
+        f"How firm: {share(estimated)} of {count(f['TotalTokens'])} tokens estimated rather"
+        f" than reported; {count(f['TruncatedCalls'])} of {count(f['Calls'])} calls truncated;"
+        f" {count(f['UnpricedCalls'])} calls unpriced (model not in the price table, cost 0);"
+        f" {count(f['UnassignedCalls'])} calls unassigned"
     )
 
 
 def render_text(report: Report) -> str:
-    totals = {"BusinessUnit": "Total", "CostCenter": "", **report.totals()}
     parts = [
         headline(report),
         "",
         "Per business unit and application",
-        _table(report.applications, APP_COLUMNS, MONEY_COLUMNS),
+        _table(report.applications, application_columns(report)),
         "",
         "Per business unit",
-        _table([*report.business_units(), totals], UNIT_COLUMNS, MONEY_COLUMNS),
+        _table([*report.business_units(), total_row(report)], unit_columns(report)),
         "",
         firmness_line(report),
+        MONEY_RULE,
     ]
     return "\n".join(parts) + "\n"
 

@@ -36,6 +36,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
@@ -63,6 +64,8 @@ LOCAL_RESOURCE_ID = (
 # time, or further ahead of it, and the time becomes the received time.
 _MAX_AGE = timedelta(days=2)
 _MAX_AHEAD = timedelta(days=1)
+#: How long the store keeps its file open after the last write (see `_release_if_idle`).
+IDLE_SECONDS = 0.2
 
 # Kusto type -> DuckDB type, for the schema file shared with the Kusto parser tests.
 _DUCKDB_TYPES = {
@@ -124,9 +127,14 @@ _APPEVENTS_COLUMNS = {
 }
 
 
-def _schema_columns(name: str) -> list[tuple[str, str]]:
+@cache
+def _schema(name: str) -> tuple[tuple[str, str], ...]:
     doc = json.loads(resources.files("chargeback").joinpath(f"data/{name}").read_text())
-    return [(column["name"], column["type"]) for column in doc["columns"]]
+    return tuple((column["name"], column["type"]) for column in doc["columns"])
+
+
+def _schema_columns(name: str) -> list[tuple[str, str]]:
+    return list(_schema(name))
 
 
 def customevents_columns() -> list[tuple[str, str]]:
@@ -209,10 +217,15 @@ class LocalStore:
         port: int = 0,
         resource_id: str = LOCAL_RESOURCE_ID,
         received_at: Callable[[], datetime] | None = None,
+        idle_seconds: float = IDLE_SECONDS,
     ):
         self.db_path = Path(db_path)
+        self._idle_seconds = idle_seconds
         self._host, self._port = host, port
         self._lock = threading.Lock()
+        #: The connection writes go through, held while they keep coming (`_release_if_idle`).
+        self._writer: duckdb.DuckDBPyConnection | None = None
+        self._last_write = 0.0
         self._server: IngestionServer | None = None
         self._thread: threading.Thread | None = None
         #: The Application Insights resource this store stands for (AppEvents._ResourceId).
@@ -226,7 +239,7 @@ class LocalStore:
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A short-lived connection, so another process can open the file between writes."""
+        """A short-lived connection, so another process can open the file when it is idle."""
         con = _open(self.db_path, read_only)
         try:
             yield con
@@ -263,28 +276,67 @@ class LocalStore:
                         json.dumps(envelope),
                     )
                 )
-        with self._lock, self.connect() as con:
-            if events:
-                _insert(con, "customEvents", events)
-                self._copy_to_appevents(con, [event["itemId"] for event in events])
-            if others:
-                con.executemany("INSERT INTO otherTelemetry VALUES (?, ?, ?, ?)", others)
+        tables = self._tables(events)
+        with self._lock:
+            con = self._connection()
+            # One transaction: a batch is in both tables or in neither, and commits once.
+            con.begin()
+            try:
+                for table, columns in tables.items():
+                    _insert(con, table, columns)
+                if others:
+                    con.executemany("INSERT INTO otherTelemetry VALUES (?, ?, ?, ?)", others)
+                con.commit()
+            except BaseException:
+                con.rollback()
+                raise
+            finally:
+                self._last_write = time.monotonic()
+                if self._server is None:  # not serving: nothing would let the file go later
+                    self._writer = None
+                    con.close()
         self.received += len(envelopes)
         return len(envelopes)
 
-    def _copy_to_appevents(self, con: duckdb.DuckDBPyConnection, item_ids: list[str]) -> None:
-        """The same events into AppEvents, under the workspace's names (one statement)."""
-        pairs = [(a, c) for c, a in _APPEVENTS_COLUMNS.items()]
-        targets = ", ".join(f'"{a}"' for a, _ in pairs)
-        sources = ", ".join(f'"{c}"' for _, c in pairs)
+    def _tables(self, events: list[dict[str, Any]]) -> dict[str, dict[str, list[Any]]]:
+        """The events as columns of ``customEvents``, and of ``AppEvents`` under the
+        workspace's names."""
+        if not events:
+            return {}
+        columns = _filled(events)
+        workspace = {
+            _APPEVENTS_COLUMNS[name]: values
+            for name, values in columns.items()
+            if name in _APPEVENTS_COLUMNS
+        }
         parts = self.resource_id.split("/")
-        subscription = parts[2] if len(parts) > 2 else None
-        con.execute(
-            f"INSERT INTO AppEvents ({targets}, Type, _ResourceId, _SubscriptionId)"
-            f" SELECT {sources}, 'AppEvents', ?, ? FROM customEvents WHERE itemId IN"
-            f" (SELECT unnest(?::VARCHAR[]))",
-            [self.resource_id, subscription, item_ids],
-        )
+        workspace["Type"] = ["AppEvents"] * len(events)
+        workspace["_ResourceId"] = [self.resource_id] * len(events)
+        workspace["_SubscriptionId"] = [parts[2] if len(parts) > 2 else None] * len(events)
+        return {"customEvents": columns, "AppEvents": workspace}
+
+    def _connection(self) -> duckdb.DuckDBPyConnection:
+        """The writing connection (under the lock), opened when the first write of a burst
+        comes. Opening the file and closing it (DuckDB checkpoints on close) cost more than
+        writing a batch, so it stays open while writes keep coming."""
+        if self._writer is None:
+            self._writer = _open(self.db_path, read_only=False)
+        return self._writer
+
+    @property
+    def holds_file(self) -> bool:
+        """Whether the store has its file open for writing (other processes wait)."""
+        return self._writer is not None
+
+    def _release_if_idle(self) -> None:
+        """Close the writing connection once no write has come for ``idle_seconds``, so that
+        another process (``query`` beside ``store``) can open the file: DuckDB lets one process
+        at a time hold a database file it writes to. Called from the serving loop."""
+        with self._lock:
+            idle = time.monotonic() - self._last_write
+            if self._writer is not None and idle >= self._idle_seconds:
+                self._writer.close()
+                self._writer = None
 
     def start(self) -> LocalStore:
         store = self
@@ -293,6 +345,7 @@ class LocalStore:
             target = store
 
         self._server = IngestionServer((self._host, self._port), Handler)
+        self._server.on_idle = self._release_if_idle
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="chargeback-local-store", daemon=True
         )
@@ -308,6 +361,10 @@ class LocalStore:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
+        with self._lock:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
 
     def __enter__(self) -> LocalStore:
         return self.start()
@@ -333,7 +390,13 @@ class IngestionServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
+        #: Called from the serving loop after each request and each poll (every 0.5 s).
+        self.on_idle: Callable[[], None] | None = None
         super().__init__(address, handler)
+
+    def service_actions(self) -> None:
+        if self.on_idle is not None:
+            self.on_idle()
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._connections_lock:
@@ -357,37 +420,50 @@ class IngestionServer(ThreadingHTTPServer):
         super().server_close()
 
 
-def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict[str, Any]]) -> None:
-    """Rows in one statement per 500, the columns some row fills only: DuckDB's executemany
-    runs one statement per row, too slow for an endpoint that must answer within the
-    exporter's timeout."""
-    columns = sorted({name for row in rows for name, value in row.items() if value is not None})
+def _filled(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Rows as columns, the columns some row fills only."""
+    names = sorted({name for row in rows for name, value in row.items() if value is not None})
+    return {name: [row.get(name) for row in rows] for name in names}
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, list[Any]]) -> None:
+    """One statement for the whole batch, a list parameter per column: DuckDB's executemany
+    runs one statement per row, and a VALUES list binds a parameter per cell; both are several
+    times slower (``python -m chargeback bench`` measures the store's rate)."""
+    kinds = dict(_schema(f"{table}.schema.json"))
     names = ", ".join(f'"{name}"' for name in columns)
-    marks = "(" + ", ".join("?" * len(columns)) + ")"
-    for start in range(0, len(rows), 500):
-        chunk = rows[start : start + 500]
-        values = ", ".join([marks] * len(chunk))
-        flat = [row.get(name) for row in chunk for name in columns]
-        con.execute(f"INSERT INTO {table} ({names}) VALUES {values}", flat)
+    lists = ", ".join(f"unnest(?::{_DUCKDB_TYPES[kinds[name]]}[])" for name in columns)
+    con.execute(f"INSERT INTO {table} ({names}) SELECT {lists}", list(columns.values()))
 
 
 def _open(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
-    # Another process may hold the file for a moment (the store writes in short bursts).
+    # Another process may hold the file for a moment (a store writing a burst).
     for attempt in range(50):
         try:
             con = duckdb.connect(str(path), read_only=read_only)
-            con.execute("SET TimeZone = 'UTC'")
-            return con
+        except duckdb.ConnectionException:
+            if not read_only:
+                raise
+            # This process writes the file (a local store serving here): DuckDB opens a file
+            # once per process, with one configuration, so read through that instance.
+            con = duckdb.connect(str(path))
         except duckdb.IOException:
             if attempt == 49:
                 raise
             time.sleep(0.1)
+            continue
+        con.execute("SET TimeZone = 'UTC'")
+        return con
     raise AssertionError("unreachable")
 
 
 class _IngestionHandler(BaseHTTPRequestHandler):
     target: LocalStore
     protocol_version = "HTTP/1.1"
+    # The answer's headers and body go out in two writes: with Nagle's algorithm the second
+    # waits for the client's delayed acknowledgement (40 ms on Linux), which capped the store
+    # at a few hundred events a second however fast DuckDB wrote them.
+    disable_nagle_algorithm = True
 
     def do_POST(self) -> None:
         # Read the body first, whatever the answer: unread bytes would wedge a kept-alive

@@ -31,6 +31,7 @@ from chargeback.pipeline import Processor
 from chargeback.receive import RawMessage
 from chargeback.settings import Settings, load_settings
 from chargeback.tokens import usage_from_api
+from chargeback.tools.progress import Progress
 from chargeback.tools.recordings import ENDPOINT_PATHS, read_records
 
 __all__ = ["Measurement", "category", "main", "measure", "report", "strip_usage"]
@@ -213,15 +214,22 @@ def measurable(record: dict[str, Any]) -> bool:
 
 
 def measure(
-    records: Iterable[dict[str, Any]], settings: Settings | None = None
+    records: Iterable[dict[str, Any]],
+    settings: Settings | None = None,
+    progress: Progress | None = None,
 ) -> list[Measurement]:
-    """Run every measurable record through the production path and compare."""
+    """Run every measurable record through the production path and compare; ``progress``
+    advances a record at a time."""
     chosen = [record for record in records if measurable(record)]
     sink = MemorySink()
     processor = Processor(settings or load_settings(), sink, MemoryDeadLetters())
+    numbered: Iterable[tuple[int, dict[str, Any]]] = enumerate(chosen)
+    if progress is not None:
+        progress.expect(len(chosen))
+        numbered = progress.each(numbered)
     processor.process_batch(
         RawMessage(gateway_message(record, f"rec-{number}"), sequence_number=number)
-        for number, record in enumerate(chosen)
+        for number, record in numbered
     )
     events = {event.dimensions["RequestId"]: event for event in sink.events}
     return [
@@ -403,6 +411,9 @@ def main(path: str | Path, out: Any = None) -> int:
     """Measure the records of a file and print the table."""
     logging.getLogger("chargeback").addHandler(logging.NullHandler())  # outcomes are in the table
     stream = out or sys.stdout
-    for line in report(measure(read_records(Path(path)))):
+    records = read_records(Path(path))
+    with Progress("accuracy", unit="record") as progress:
+        measurements = measure(records, progress=progress)
+    for line in report(measurements):
         stream.write(line + "\n")
     return 0

@@ -9,6 +9,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from chargeback.billing.pricing import load_price_table
 from chargeback.errors import TransientError
 from chargeback.settings import Settings, get_settings
 from chargeback.tools.query import declared_parameters
@@ -16,8 +17,8 @@ from chargeback.tools.replay import DEFAULT_DB, DEFAULT_DEAD_LETTERS, local_sink
 
 __all__ = ["DEMO_PARAMETERS", "DEMO_QUERIES", "add_parser"]
 
-#: The tables the demo ends with: money per business unit, then per application (with the
-#: provisioned deployment's bill shared out by tokens).
+#: The tables the demo ends with, as ``query`` prints them: cost per business unit, then per
+#: application, both with the provisioned deployment's bill shared out by tokens.
 DEMO_QUERIES = ("cost-by-business-unit.kql", "chargeback-by-application.kql")
 #: The demo's provisioned (PTU) deployment and its monthly bill: an example amount, e.g.
 #: 15 PTU for 730 hours at 1.00 a PTU-hour.
@@ -48,19 +49,20 @@ def add_parser(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from chargeback.local.figures import money
     from chargeback.local.kql import run_kql
-    from chargeback.local.report import money_table
 
     for name in _OFFLINE:
         os.environ.setdefault(name, "true")
     args.db.unlink(missing_ok=True)
     settings = _demo_settings(get_settings(), Path(args.samples))
+    prices = load_price_table(settings.prices_file)
     samples = sorted(Path(args.samples).glob("*.jsonl"))
     print(f"Replaying {len(samples)} sample files through the real exporter into {args.db}")
     print(
         f"  identity map {settings.identity_map_file}; provisioned deployments "
         f"{', '.join(sorted(settings.provisioned_deployments)) or 'none'}; "
-        f"PTU bill {DEMO_PARAMETERS['PtuMonthlyCost']:,.2f} a month"
+        f"PTU bill {money(DEMO_PARAMETERS['PtuMonthlyCost'])} {prices.currency} a month"
     )
     with ExitStack() as stack:
         sink = local_sink(args.db, settings, stack)
@@ -82,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         text = (Path(args.queries) / name).read_text(encoding="utf-8")
         result = run_kql(args.db, text, declared_parameters(text, DEMO_PARAMETERS))
         print(f"\n# {name}")
-        print(money_table(result.columns, result.rows))
+        print(result.table())
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import sys
 from collections.abc import Sequence
@@ -122,11 +123,30 @@ def parse_parameters(pairs: Sequence[str]) -> dict[str, Any]:
                 raise UserError(f"--param ReportMonth wants YYYY-MM, not {value!r}")
             values[name] = value
             continue
+        if name in _PTU_NUMBERS:
+            values[name] = _ptu_number(name, value)
+            continue
         try:
             values[name] = float(value) if "." in value else int(value)
         except ValueError:
             values[name] = value
     return values
+
+
+#: The PTU parameters: the bill is 0 or more (no negative bill), an output token's weight
+#: more than 0.
+_PTU_NUMBERS = {"PtuMonthlyCost": "0 or more", "PtuOutputWeight": "more than 0"}
+
+
+def _ptu_number(name: str, text: str) -> float:
+    try:
+        value = float(text.replace(",", "").replace("_", ""))
+    except ValueError:
+        value = math.nan
+    fits = value > 0 if name == "PtuOutputWeight" else value >= 0
+    if not fits or math.isinf(value):
+        raise UserError(f"--param {name} wants a number, {_PTU_NUMBERS[name]}, not {text!r}")
+    return value
 
 
 def declared_parameters(text: str, parameters: dict[str, Any]) -> dict[str, Any] | None:

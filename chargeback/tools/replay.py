@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Any
@@ -16,6 +16,7 @@ from chargeback.errors import TransientError, UserError
 from chargeback.pipeline import BatchReport, Processor, run_batches
 from chargeback.receive import RawMessage
 from chargeback.settings import Settings, get_settings
+from chargeback.tools.progress import Progress, count_lines
 
 __all__ = ["DEFAULT_DB", "DEFAULT_DEAD_LETTERS", "add_parser", "read_messages", "replay_file"]
 
@@ -88,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
     settings = get_settings()
     with ExitStack() as stack:
         sink = _event_sink(args.sink, settings, args.db, stack)
+        progress = stack.enter_context(_progress(args))
         try:
             if args.from_container is None:
                 report = replay_file(
@@ -97,14 +99,24 @@ def run(args: argparse.Namespace) -> int:
                     dead_letters=args.dead_letters,
                     retries=args.retries,
                     stack=stack,
+                    progress=progress,
                 )
             else:
-                report = _replay_container(args, settings, sink)
+                report = _replay_container(args, settings, sink, progress)
         except TransientError as exc:
+            progress.close()
             sys.stderr.write(f"replay stopped: {exc}\n")
             return 2
     sys.stderr.write(f"replay: {report.summary()}\n")
     return 0
+
+
+def _progress(args: argparse.Namespace) -> Progress:
+    """Messages replayed, out of the file's lines; no bar when the events themselves go to
+    the terminal (``--sink jsonl`` on a terminal)."""
+    total = None if args.file in (None, "-") else count_lines(Path(args.file))
+    shown = not (args.sink == "jsonl" and sys.stdout.isatty())
+    return Progress("replay", total=total, unit="message", shown=shown)
 
 
 def replay_file(
@@ -115,14 +127,20 @@ def replay_file(
     dead_letters: Path,
     retries: int,
     stack: ExitStack,
+    progress: Progress | None = None,
 ) -> BatchReport:
-    """Replay one file (or ``-``), as the Function would process its lines."""
+    """Replay one file (or ``-``), as the Function would process its lines; ``progress``
+    advances a line at a time and prints what was not emitted above itself."""
     processor = Processor(settings, sink, DirectoryDeadLetters(dead_letters))
-    stream = _open_input(name, stack)
-    return run_batches(processor, read_messages(stream), retries=retries)
+    lines: Iterable[bytes] = _open_input(name, stack)
+    if progress is None:
+        return run_batches(processor, read_messages(lines), retries=retries)
+    return run_batches(
+        processor, read_messages(progress.each(lines)), retries=retries, errors=progress
+    )
 
 
-def read_messages(stream: IO[bytes]) -> Iterator[RawMessage]:
+def read_messages(stream: Iterable[bytes]) -> Iterator[RawMessage]:
     """Event Hub message bodies, one a line; the line number stands in for the sequence number."""
     for number, line in enumerate(stream, start=1):
         body = line.rstrip(b"\r\n")
@@ -163,7 +181,9 @@ def _event_sink(kind: str | None, settings: Settings, db: Path, stack: ExitStack
     return local_sink(db, settings, stack)
 
 
-def _replay_container(args: argparse.Namespace, settings: Settings, sink: EventSink) -> BatchReport:
+def _replay_container(
+    args: argparse.Namespace, settings: Settings, sink: EventSink, progress: Progress
+) -> BatchReport:
     """Dead letters from their container, through the Function's path. One that is now emitted
     or skipped is moved under ``replayed/`` (``--keep`` leaves it); one dead-lettered again is
     written back under its (maybe new) reason, and the old blob goes if the name changed."""
@@ -182,7 +202,7 @@ def _replay_container(args: argparse.Namespace, settings: Settings, sink: EventS
     pending: dict[int, StoredDeadLetter] = {}
 
     def messages() -> Iterator[RawMessage]:
-        for letter in store.read(args.prefix):
+        for letter in progress.each(store.read(args.prefix)):
             pending[id(letter.raw)] = letter
             yield letter.raw
 
@@ -201,4 +221,6 @@ def _replay_container(args: argparse.Namespace, settings: Settings, sink: EventS
             elif not names and not args.keep:
                 store.settle(letter)
 
-    return run_batches(processor, messages(), retries=args.retries, after_batch=settle)
+    return run_batches(
+        processor, messages(), retries=args.retries, errors=progress, after_batch=settle
+    )

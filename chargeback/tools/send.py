@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from chargeback.errors import UserError
+from chargeback.tools.progress import Progress, count_lines
 
 if TYPE_CHECKING:
     from azure.eventhub import EventData, EventDataBatch
@@ -78,16 +79,19 @@ def send_file(
     eventhub_name: str | None,
     partition_key: str | None = None,
     producer: Producer | None = None,
+    progress: Progress | None = None,
 ) -> SendReport:
     """Publish every non-blank line of a file (or of an iterable of lines) as one event.
 
     Give ``producer`` to send through an existing client (tests pass a fake); otherwise one is
     opened from ``connection_string`` or ``fully_qualified_namespace`` and closed afterwards.
     ``eventhub_name`` may be ``None`` only when the connection string names the hub
-    (``EntityPath=...``).
+    (``EntityPath=...``). ``progress`` advances a line at a time.
     """
     with contextlib.ExitStack() as stack:
         lines = _lines(path_or_lines, stack)
+        if progress is not None:
+            lines = progress.each(lines)
         if producer is None:
             producer = stack.enter_context(
                 _open_producer(connection_string, fully_qualified_namespace, eventhub_name)
@@ -229,6 +233,7 @@ class Sender(Protocol):
         fully_qualified_namespace: str | None = None,
         eventhub_name: str | None,
         partition_key: str | None = None,
+        progress: Progress | None = None,
     ) -> SendReport: ...
 
 
@@ -250,14 +255,17 @@ def run(
     from azure.eventhub.exceptions import EventHubError
 
     source: str | Iterable[str] = (stdin or sys.stdin) if args.file == "-" else args.file
+    total = None if args.file == "-" else count_lines(Path(args.file))
     try:
-        report = sender(
-            source,
-            connection_string=connection_string,
-            fully_qualified_namespace=namespace,
-            eventhub_name=hub,
-            partition_key=args.partition_key,
-        )
+        with Progress("send", total=total) as progress:
+            report = sender(
+                source,
+                connection_string=connection_string,
+                fully_qualified_namespace=namespace,
+                eventhub_name=hub,
+                partition_key=args.partition_key,
+                progress=progress,
+            )
     except (OSError, ValueError, AzureError, EventHubError) as exc:
         # A file that cannot be read, a malformed connection string, a sign-in or network
         # failure: one line that says which, not a traceback.

@@ -157,12 +157,14 @@ def test_workbook_queries_run_as_the_workbook_sends_them(store: Path) -> None:
             result = run_kql(store, fill(item["content"]["query"], values))
             results.setdefault(item["name"], []).append((result.columns, result.rows))
     assert all(a == b for a, b in results.values())  # both workbooks show the same numbers
-    ptu = {r[3]: r[-1] for r in results["ptu-share-out"][0][1]}
+    columns, shares = results["ptu-share-out"][0]
+    app, bill = columns.index("Application"), columns.index("PtuCost")
+    ptu = {r[app]: r[bill] for r in shares}
     assert ptu == {"Finance chatbot": 200.0, "Research agent": 100.0}
     # A quote in the deployment name is a deployment name, not KQL: no share, the bill unused.
     quoted = next(i for i in query_items(load(WORKBOOK)) if i["name"] == "ptu-share-out")
     rows = run_kql(store, fill(quoted["content"]["query"], {**values, "PtuDeployment": 'x"y'})).rows
-    assert [(r[3], r[-1]) for r in rows] == [("unused provisioned throughput", 300.0)]
+    assert [(r[app], r[bill]) for r in rows] == [("unused provisioned throughput", 300.0)]
 
 
 def test_the_bicep_fills_in_the_resources_of_both_workbooks() -> None:

@@ -12,6 +12,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from chargeback.local.kql import run_kql
 from tests.support.kusto_parser import (
     APPEVENTS_SCHEMA_PATH,
@@ -117,19 +119,64 @@ def test_cost_by_business_unit(store: Path) -> None:
             r["CompletionTokens"],
             r["TotalTokens"],
             r["ProvisionedTokens"],
+            r["PaygoCost"],
+            r["PtuCost"],
             r["Cost"],
             r["UnpricedCalls"],
         )
         for r in rows(store, "cost-by-business-unit.kql")
     ]
+    # No PTU bill: provisioned calls cost nothing, and the cost is the pay-as-you-go cost.
     assert got == [
-        (OCT, "finance", "CC-1001", "EUR", 1, 1000, 500, 1500, 0, 0.0056, 0),
-        (NOV, "marketing", "CC-2040", "EUR", 5, 1800, 3560, 5360, 0, 0.05227, 1),
-        (NOV, "finance", "CC-1001", "EUR", 2, 5000, 2000, 7000, 4000, 0.003, 0),
-        (NOV, "unassigned", "unassigned", "EUR", 1, 100, 100, 200, 0, 0.001, 0),
-        (NOV, "legal", "unassigned", "EUR", 1, 13, 4, 17, 0, 0.000058, 0),
-        (NOV, "research", "CC-3150", "EUR", 1, 1000, 1000, 2000, 2000, 0.0, 0),
+        (OCT, "finance", "CC-1001", "EUR", 1, 1000, 500, 1500, 0, 0.0056, 0.0, 0.0056, 0),
+        (NOV, "marketing", "CC-2040", "EUR", 5, 1800, 3560, 5360, 0, 0.05227, 0.0, 0.05227, 1),
+        (NOV, "finance", "CC-1001", "EUR", 2, 5000, 2000, 7000, 4000, 0.003, 0.0, 0.003, 0),
+        (NOV, "unassigned", "unassigned", "EUR", 1, 100, 100, 200, 0, 0.001, 0.0, 0.001, 0),
+        (NOV, "legal", "unassigned", "EUR", 1, 13, 4, 17, 0, 0.000058, 0.0, 0.000058, 0),
+        (NOV, "research", "CC-3150", "EUR", 1, 1000, 1000, 2000, 2000, 0.0, 0.0, 0.0, 0),
     ]
+
+
+def test_cost_by_business_unit_includes_the_ptu_share(store: Path) -> None:
+    """Issue 12: the README said this query holds the PTU share while it gave provisioned calls
+    cost 0 (finance 0.000660 in one demo table, 1,529.52 in the next). It takes the PTU bill
+    now, and each business unit's figures are its applications' in
+    chargeback-by-application.kql, added up."""
+    ptu: dict[str, Any] = {"PtuMonthlyCost": 300.0, "ReportMonth": "2026-11"}
+    got = [
+        (r["BusinessUnit"], r["PaygoCost"], r["PtuCost"], r["Cost"], r["Currency"])
+        for r in rows(store, "cost-by-business-unit.kql", **ptu)
+    ]
+    assert got == [
+        ("finance", 0.003, 200.0, 200.003, "EUR"),
+        ("research", 0.0, 100.0, 100.0, "EUR"),
+        ("marketing", 0.05227, 0.0, 0.05227, "EUR"),
+        ("unassigned", 0.001, 0.0, 0.001, "EUR"),
+        ("legal", 0.000058, 0.0, 0.000058, "EUR"),
+    ]
+    units: dict[str, list[float]] = {}
+    for r in rows(store, "chargeback-by-application.kql", **ptu):
+        sums = units.setdefault(r["BusinessUnit"], [0, 0, 0.0, 0.0, 0.0])
+        for i, name in enumerate(("Calls", "TotalTokens", "PaygoCost", "PtuCost", "Cost")):
+            sums[i] += r[name]
+    by_unit = {
+        r["BusinessUnit"]: [r["Calls"], r["TotalTokens"], r["PaygoCost"], r["PtuCost"], r["Cost"]]
+        for r in rows(store, "cost-by-business-unit.kql", **ptu)
+    }
+    assert by_unit.keys() == units.keys()
+    for unit, sums in units.items():
+        assert by_unit[unit] == pytest.approx(sums, abs=1e-6), unit
+
+
+def test_an_unused_ptu_bill_joins_the_unassigned_business_unit(store: Path) -> None:
+    # October: calls, none provisioned; the bill goes to business unit "unassigned".
+    got = [
+        (r["BusinessUnit"], r["Calls"], r["PtuCost"], r["Cost"])
+        for r in rows(
+            store, "cost-by-business-unit.kql", PtuMonthlyCost=50.0, ReportMonth="2026-10"
+        )
+    ]
+    assert got == [("unassigned", 0, 50.0, 50.0), ("finance", 1, 0.0, 0.0056)]
 
 
 def test_cost_by_month_per_business_unit_application_and_model(store: Path) -> None:
@@ -403,6 +450,12 @@ def test_ptu_share_out(store: Path) -> None:
         (NOV, "finance", "CC-1001", "Finance chatbot", 1, 4000, 4000.0, 0.6667, 200.0),
         (NOV, "research", "CC-3150", "Research agent", 1, 2000, 2000.0, 0.3333, 100.0),
     ]
+    # The bill is in the price table's currency, named beside it.
+    currencies = {
+        r["Currency"]
+        for r in rows(store, "ptu-share-out.kql", PtuMonthlyCost=300.0, ReportMonth="2026-11")
+    }
+    assert currencies == {"EUR"}
 
 
 def test_ptu_share_out_with_output_tokens_weighted_as_azure_counts_them(store: Path) -> None:

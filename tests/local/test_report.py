@@ -7,10 +7,12 @@ import json
 import re
 import shutil
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from chargeback.local.figures import MONEY_RULE
 from chargeback.local.report import build_report, parse_month, render_html, render_text
 from chargeback.local.store import LocalStore
 from chargeback.tools import cli
@@ -21,28 +23,52 @@ CHROMIUM_HINT = (
 )
 
 
+def _rows(lines: list[str], title: str) -> list[list[str]]:
+    """The rows of the table under ``title``, cut where its dashes are."""
+    at = lines.index(title)
+    header, dashes = lines[at + 1], lines[at + 2]
+    spans = [m.span() for m in re.finditer(r"-+", dashes)]
+    table = [[header[a:b].strip() for a, b in spans]]
+    for line in lines[at + 3 :]:
+        if not line.strip():
+            break
+        table.append([line[a:b].strip() for a, b in spans[:-1]] + [line[spans[-1][0] :].strip()])
+    return table
+
+
 def test_report_prints_the_latest_months_chargeback(
     store: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert cli.main(["report", "--db", str(store), "--ptu-monthly-cost", "300"]) == 0
-    out = capsys.readouterr().out
-    lines = out.splitlines()
+    lines = capsys.readouterr().out.splitlines()
     assert lines[0] == (
-        "Chargeback 2026-11 in EUR; prices test-prices-1 at GlobalStandard, Provisioned; PTU bill 300.00 shared out by tokens"
+        "Chargeback 2026-11 in EUR; prices test-prices-1 at GlobalStandard, Provisioned;"
+        " PTU bill 300.00 EUR shared out by tokens"
     )
-    table = lines[lines.index("Per business unit and application") + 1 :]
-    rows = [re.split(r"\s{2,}", line.strip()) for line in table[2:7]]
-    assert rows == [
+    # Titles in words, the currency named; money to the cent, < 0.01 under half a cent.
+    assert _rows(lines, "Per business unit and application") == [
+        [
+            "Business unit",
+            "Cost center",
+            "Application",
+            "Calls",
+            "Tokens",
+            "Pay-as-you-go (EUR)",
+            "PTU share",
+            "PTU cost (EUR)",
+            "Cost (EUR)",
+            "Unpriced calls",
+        ],
         [
             "finance",
             "CC-1001",
             "Finance chatbot",
             "2",
             "7,000",
-            "0.003000",
+            "< 0.01",
             "66.67%",
             "200.00",
-            "200.003000",
+            "200.00",
             "0",
         ],
         [
@@ -51,10 +77,10 @@ def test_report_prints_the_latest_months_chargeback(
             "Research agent",
             "1",
             "2,000",
-            "0.000000",
+            "0.00",
             "33.33%",
             "100.00",
-            "100.000000",
+            "100.00",
             "0",
         ],
         [
@@ -63,10 +89,10 @@ def test_report_prints_the_latest_months_chargeback(
             "Campaign writer",
             "5",
             "5,360",
-            "0.052270",
+            "0.05",
             "0.00%",
             "0.00",
-            "0.052270",
+            "0.05",
             "1",
         ],
         [
@@ -75,10 +101,10 @@ def test_report_prints_the_latest_months_chargeback(
             "rogue-sub",
             "1",
             "200",
-            "0.001000",
+            "< 0.01",
             "0.00%",
             "0.00",
-            "0.001000",
+            "< 0.01",
             "0",
         ],
         [
@@ -87,27 +113,109 @@ def test_report_prints_the_latest_months_chargeback(
             "Legal helper",
             "1",
             "17",
-            "0.000058",
+            "< 0.01",
             "0.00%",
             "0.00",
-            "0.000058",
+            "< 0.01",
             "0",
         ],
     ]
-    total = next(line for line in lines if line.startswith("Total"))
-    assert re.split(r"\s{2,}", total) == [
-        "Total",
-        "10",
-        "14,577",
-        "0.056328",
-        "300.00",
-        "300.056328",
-        "1",
-    ]
-    assert lines[-1] == (
-        "How firm: 0.1% of 14,577 tokens estimated rather than reported; 1 of 10 calls truncated;"
-        " 1 calls unpriced (model not in the price table, cost 0); 1 calls unassigned"
+    units = _rows(lines, "Per business unit")
+    # The total is added up before rounding: 0.056328 pay-as-you-go is 0.06.
+    assert units[-1] == ["Total", "", "10", "14,577", "0.06", "300.00", "300.06", "1"]
+    assert lines[-2] == (
+        "How firm: 0.12% of 14,577 tokens estimated rather than reported; 1 of 10 calls"
+        " truncated; 1 calls unpriced (model not in the price table, cost 0); 1 calls unassigned"
     )
+    assert lines[-1] == MONEY_RULE
+
+
+def test_without_a_ptu_bill_there_is_no_ptu_column(
+    store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["report", "--db", str(store)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith(
+        "no PTU bill given: 6,000 tokens of provisioned deployments cost nothing here"
+        " (--ptu-monthly-cost)"
+    )
+    assert _rows(lines, "Per business unit and application")[0] == [
+        "Business unit",
+        "Cost center",
+        "Application",
+        "Calls",
+        "Tokens",
+        "Cost (EUR)",
+        "Unpriced calls",
+    ]
+    report = build_report(store)
+    assert report is not None
+    page = render_html(report)
+    headers = re.findall(r"<th(?: [^>]*)?>(.*?)</th>", page)
+    assert headers and not [header for header in headers if "PTU" in header]
+    assert 'data-series="PTU share"' not in page and "PTU share (pale)" not in page
+
+
+def test_the_page_is_dated_with_titles_in_words(store: Path) -> None:
+    made = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
+    report = build_report(store, ptu_monthly_cost=300.0, now=made)
+    assert report is not None
+    page = render_html(report)
+    assert (
+        "Covers 2026-11: the calls made in that calendar month (UTC, by each call&#x27;s own"
+        " time). Made 2026-12-01 09:30 UTC." in page
+    )
+    headers = re.findall(r"<th(?: [^>]*)?>(.*?)</th>", page)
+    assert set(headers) == {
+        "Business unit",
+        "Cost center",
+        "Application",
+        "Calls",
+        "Tokens",
+        "Pay-as-you-go (EUR)",
+        "PTU share",
+        "PTU cost (EUR)",
+        "Cost (EUR)",
+        "Unpriced calls",
+    }
+    captions = re.findall(r"<figcaption>(.*?)</figcaption>", page)
+    assert captions == [
+        "Cost per business unit (EUR)",
+        "Pay-as-you-go cost per business unit and day (EUR)",
+        "Tokens per model",
+        "Top applications by cost (EUR)",
+        "Tokens reported by the API versus estimated",
+    ]
+
+
+def test_one_colour_per_business_unit_on_every_chart(store: Path) -> None:
+    """Issue 12: "PTU share" and a business unit shared a colour. Each business unit keeps one
+    colour on every chart, its PTU share the pale part of it; what is not a business unit is
+    grey, a colour no business unit has."""
+    report = build_report(store, ptu_monthly_cost=300.0)
+    assert report is not None
+    page = render_html(report)
+    bars = re.findall(r"<rect class=\"bar\" [^>]*>", page)
+    unit_fills: dict[str, set[str]] = {}
+    other_fills: set[str] = set()
+    for bar in bars:
+        fill = re.search(r'fill="(#[0-9a-f]{6})"', bar)
+        unit = re.search(r'data-unit="([^"]*)"', bar)
+        assert fill, bar
+        if unit:
+            unit_fills.setdefault(unit.group(1), set()).add(fill.group(1))
+        else:
+            other_fills.add(fill.group(1))
+    assert set(unit_fills) == {"finance", "research", "marketing", "unassigned", "legal"}
+    assert all(len(fills) == 1 for fills in unit_fills.values()), unit_fills
+    colours = [next(iter(fills)) for fills in unit_fills.values()]
+    assert len(set(colours)) == len(colours)  # no two units alike
+    assert other_fills and not other_fills & set(colours)
+    # Every chart that shows business units shows them all in their colour.
+    for chart in ("cost-by-business-unit", "cost-by-day", "top-applications"):
+        figure = page[page.index(f'data-chart="{chart}"') :]
+        figure = figure[: figure.index("</figure>")]
+        assert 'data-unit="finance"' in figure, chart
 
 
 def test_report_of_an_earlier_month(store: Path) -> None:

@@ -6,12 +6,19 @@ from __future__ import annotations
 import gzip
 import http.client
 import json
+import os
+import subprocess
+import sys
 import threading
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
+from chargeback.local.kql import run_kql
 from chargeback.local.store import LocalStore, customevents_columns
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _envelope(request_id: str, sample_rate: float = 100.0) -> dict[str, Any]:
@@ -168,3 +175,48 @@ def test_stop_returns_when_no_request_thread_is_left(tmp_path: Path) -> None:
     store.stop()
     assert set(threading.enumerate()) - before == set()
     kept.close()
+
+
+def _query_in_another_process(db: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "chargeback", "query", "customEvents | count", "--db", str(db)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=120,
+        check=False,
+    )
+
+
+def test_writes_keep_the_file_open_and_this_process_still_reads_it(tmp_path: Path) -> None:
+    """Issue 12: opening the file for each request and closing it (a checkpoint) cost more
+    than the batch's inserts; the store keeps it open while writes come. Readers in the same
+    process go through that open database; another process is told the store is busy."""
+    with LocalStore(tmp_path / "store.duckdb", idle_seconds=3600) as store:
+        assert _post(store, json.dumps([_envelope("a"), _envelope("b")]).encode())[0] == 200
+        assert store.holds_file
+        with store.connect(read_only=True) as con:
+            assert con.execute("SELECT count(*) FROM AppEvents").fetchall() == [(2,)]
+        assert run_kql(store.db_path, "customEvents | count").rows == [(2,)]
+        busy = _query_in_another_process(store.db_path)
+        assert busy.returncode == 2
+        assert busy.stderr.startswith(f"query: the local store {store.db_path} is busy"), (
+            busy.stderr
+        )
+    assert not store.holds_file
+
+
+def test_once_writes_stop_another_process_can_read_the_store(tmp_path: Path) -> None:
+    """`query` in one shell while `store` serves in another (docs/deploy.md, "Run it
+    locally"): the store lets the file go once no write has come for a moment."""
+    with LocalStore(tmp_path / "store.duckdb", idle_seconds=0) as store:
+        assert _post(store, json.dumps([_envelope("a")]).encode())[0] == 200
+        for _ in range(1200):  # the serving loop lets go within 0.5 s; a hang guard only
+            if not store.holds_file:
+                break
+            time.sleep(0.05)
+        assert not store.holds_file
+        result = _query_in_another_process(store.db_path)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.split()[-1] == "1"

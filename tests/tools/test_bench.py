@@ -35,6 +35,14 @@ def test_bench_reports_in_the_contract_form_and_the_pipeline_emits_every_event()
     assert figures["events"] == figures["expected_events"] > 0
     assert any("cold start" in line for line in lines)
     assert any("peak RSS" in line for line in lines)
+    # The local store's rate, alone and against --sink jsonl in the same run (issue 12).
+    assert any(
+        line.startswith("bench: local store, ingest alone: 1200 envelopes") for line in lines
+    )
+    replay = next(line for line in lines if line.startswith("bench: local store, replay of 300"))
+    assert "into the local store through the real exporter" in replay
+    assert "into --sink jsonl" in replay
+    assert figures["store_ingest_eps"] > 0 and figures["jsonl_replay_eps"] > 0
 
 
 def test_the_mix_holds_every_kind_and_is_processed_as_expected() -> None:

@@ -82,7 +82,15 @@ MISTAKES: dict[str, tuple[list[str], str]] = {
     ),
     "bad --param value": (
         ["query", str(PTU), "--db", "store.duckdb", "--param", "PtuMonthlyCost=abc"],
-        "the query does not run",
+        "--param PtuMonthlyCost wants a number, 0 or more, not 'abc'",
+    ),
+    "negative PTU bill in a query": (
+        ["query", str(PTU), "--db", "store.duckdb", "--param", "PtuMonthlyCost=-5"],
+        "--param PtuMonthlyCost wants a number, 0 or more, not '-5'",
+    ),
+    "PTU output weight of 0": (
+        ["query", str(PTU), "--db", "store.duckdb", "--param", "PtuOutputWeight=0"],
+        "--param PtuOutputWeight wants a number, more than 0, not '0'",
     ),
     "--param without =": (
         ["query", str(PTU), "--db", "store.duckdb", "--param", "PtuMonthlyCost"],

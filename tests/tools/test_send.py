@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from chargeback.errors import UserError
 from chargeback.tools import send
 from chargeback.tools.cli import build_parser
+from chargeback.tools.progress import Progress
 from chargeback.tools.send import SendReport, publish, send_file
 
 LIMIT = 2_048  # bytes: small enough that a handful of messages fill a batch
@@ -193,6 +194,7 @@ class RecordingSender:
         fully_qualified_namespace: str | None = None,
         eventhub_name: str | None,
         partition_key: str | None = None,
+        progress: Progress | None = None,
     ) -> SendReport:
         source = path_or_lines
         self.calls["source"] = source if isinstance(source, str) else list(source)  # type: ignore[arg-type]
@@ -305,6 +307,7 @@ def test_main_reports_unsent_lines_with_exit_1(
         fully_qualified_namespace: str | None = None,
         eventhub_name: str | None,
         partition_key: str | None = None,
+        progress: Progress | None = None,
     ) -> SendReport:
         return send.send_file(
             path_or_lines,
@@ -313,6 +316,7 @@ def test_main_reports_unsent_lines_with_exit_1(
             eventhub_name=eventhub_name,
             partition_key=partition_key,
             producer=producer,
+            progress=progress,
         )
 
     argv = [str(path), "--connection-string", "Endpoint=sb://x/", "--hub", "h"]

@@ -29,6 +29,18 @@ def add_parser(commands: Any) -> None:
     bench.add_argument("--small-messages", type=int, default=None, help="default: --messages")
     bench.add_argument("--conversations", type=int, default=None, help="default: --messages / 20")
     bench.add_argument("--turns", type=int, default=10)
+    bench.add_argument(
+        "--store-events",
+        type=int,
+        default=None,
+        help="envelopes posted to the local store alone (default: 20 x --messages)",
+    )
+    bench.add_argument(
+        "--store-messages",
+        type=int,
+        default=None,
+        help="messages replayed into the local store and into jsonl (default: 5 x --messages)",
+    )
     bench.set_defaults(run=_run)
 
 
@@ -44,5 +56,7 @@ def _run(args: argparse.Namespace) -> int:
         small_messages=args.small_messages,
         conversations=args.conversations,
         turns=args.turns,
+        store_events=args.store_events,
+        store_messages=args.store_messages,
     )
     return 0

@@ -61,6 +61,14 @@ from chargeback.tools.bench.processes import (
     cold_start_in_fresh_process,
     memory_in_fresh_process,
 )
+from chargeback.tools.bench.store import (
+    TARGET_EVENTS_PER_SECOND,
+    IngestRate,
+    ReplayRates,
+    ingest_rate,
+    replay_rates,
+)
+from chargeback.tools.progress import Progress
 
 __all__ = ["run"]
 
@@ -78,37 +86,53 @@ def run(
     conversations: int | None = None,
     turns: int = 10,
     seed: int = 7,
+    store_events: int | None = None,
+    store_messages: int | None = None,
     out: IO[str] | None = None,
 ) -> dict[str, Any]:
     """Run the benchmark, print its report and return the figures of its last line."""
     stream = out or sys.stdout
     quiet()
+    with Progress("bench", total=len(STAGES), unit="stage") as progress:
 
-    def say(line: str) -> None:
-        stream.write(f"bench: {line}\n")
-        stream.flush()
+        def say(line: str) -> None:
+            progress.write(f"bench: {line}\n", stream)
 
-    say(_machine())
-    records = load_corpus(corpus)
-    samples, source = build_mix(records, messages, seed=seed)
-    where = f"{corpus} ({len(records or [])} records)" if source == "corpus" else source
-    _describe(say, "mix", samples, where)
-    _warm_up()
-    with serve_endpoint("accept", child_env()) as accept:
-        main = _compare(say, "mix", samples, accept, repeat)
-        with serve_endpoint("store", child_env()) as store:
-            _compare(say, "mix, local store as the endpoint", samples, store, repeat)
-        small = small_mix(records, small_messages or messages, seed=seed + 6)
-        _describe(say, "small mix", small, "the smallest recorded calls with usage")
-        _compare(say, "small mix", small, accept, repeat)
-        chats = conversations or max(1, messages // 20)
-        talk = conversation_mix(records, chats, turns, seed=seed + 10)
-        _describe(say, "conversation mix", talk, f"{chats} chats of {turns} turns")
-        _compare(say, "conversation mix", talk, accept, repeat)
-        _estimation(say, talk, repeat)
-        cold = _cold_start(say, [s.body for s in samples[:BATCH_SIZE]], cold_runs, accept)
-        bodies = large_batch(records, max(1, memory_messages), seed=seed + 4)
-        peak = _memory(say, bodies, accept)
+        def stage(name: str) -> None:
+            if name != STAGES[0]:
+                progress.advance()
+            progress.stage(name)
+
+        stage("mix")
+        say(_machine())
+        records = load_corpus(corpus)
+        samples, source = build_mix(records, messages, seed=seed)
+        where = f"{corpus} ({len(records or [])} records)" if source == "corpus" else source
+        _describe(say, "mix", samples, where)
+        _warm_up()
+        with serve_endpoint("accept", child_env()) as accept:
+            main = _compare(say, "mix", samples, accept, repeat)
+            stage("local store")
+            with serve_endpoint("store", child_env()) as store:
+                _compare(say, "mix, local store as the endpoint", samples, store, repeat)
+                ingest = _store_ingest(say, samples, store_events or 20 * messages, store)
+            replay = _store_replay(say, samples, store_messages or 5 * messages)
+            stage("small mix")
+            small = small_mix(records, small_messages or messages, seed=seed + 6)
+            _describe(say, "small mix", small, "the smallest recorded calls with usage")
+            _compare(say, "small mix", small, accept, repeat)
+            stage("conversation mix")
+            chats = conversations or max(1, messages // 20)
+            talk = conversation_mix(records, chats, turns, seed=seed + 10)
+            _describe(say, "conversation mix", talk, f"{chats} chats of {turns} turns")
+            _compare(say, "conversation mix", talk, accept, repeat)
+            _estimation(say, talk, repeat)
+            stage("cold start")
+            cold = _cold_start(say, [s.body for s in samples[:BATCH_SIZE]], cold_runs, accept)
+            stage("memory")
+            bodies = large_batch(records, max(1, memory_messages), seed=seed + 4)
+            peak = _memory(say, bodies, accept)
+            progress.advance()
     figures = {
         "messages": len(samples),
         "pipeline_mps": round(len(samples) / main.pipeline),
@@ -118,9 +142,41 @@ def run(
         "peak_mb": round(peak),
         "events": main.outcomes["emitted"],
         "expected_events": sum(1 for s in samples if s.expect == "emitted"),
+        "store_ingest_eps": round(ingest.per_second),
+        "store_replay_eps": round(replay.store_per_second),
+        "jsonl_replay_eps": round(replay.jsonl_per_second),
     }
-    say(" ".join(f"{key}={figures[key]}" for key in list(figures)[:6]))
+    stream.write("bench: " + " ".join(f"{key}={figures[key]}" for key in list(figures)[:6]) + "\n")
+    stream.flush()
     return figures
+
+
+#: What the progress bar names as it goes.
+STAGES = ("mix", "local store", "small mix", "conversation mix", "cold start", "memory")
+
+
+def _store_ingest(say: Say, samples: list[Sample], envelopes: int, connection: str) -> IngestRate:
+    rate = ingest_rate(samples, envelopes, connection)
+    verdict = "met" if rate.per_second >= TARGET_EVENTS_PER_SECOND else "NOT met"
+    say(
+        f"local store, ingest alone: {rate.envelopes} envelopes in {rate.seconds:.2f} s = "
+        f"{rate.per_second:.0f} events/s (batches of {BATCH_SIZE} over HTTP into DuckDB, the "
+        f"store in its own process; wall time; target {TARGET_EVENTS_PER_SECOND}/s: {verdict})"
+    )
+    return rate
+
+
+def _store_replay(say: Say, samples: list[Sample], messages: int) -> ReplayRates:
+    rates = replay_rates(samples, messages)
+    say(
+        f"local store, replay of {rates.messages} messages ({rates.events} events): into the "
+        f"local store through the real exporter {rates.store_seconds:.2f} s = "
+        f"{rates.store_per_second:.0f} events/s; into --sink jsonl {rates.jsonl_seconds:.2f} s "
+        f"= {rates.jsonl_per_second:.0f} events/s (the store's replay takes "
+        f"{rates.store_seconds / rates.jsonl_seconds:.1f}x as long; wall time, the store in the "
+        "replaying process as `replay` runs it)"
+    )
+    return rates
 
 
 def _machine() -> str:
