@@ -45,11 +45,11 @@ from chargeback.settings import Settings
 from chargeback.tokens import (
     TokenCountCache,
     TokenCounts,
-    encoding_name_for_model,
     estimate,
     plausible_counts,
     usage_from_api,
 )
+from chargeback.tokens.families import Tokenizers, counted_as, names_a_model
 
 __all__ = ["BATCH_SIZE", "BatchReport", "Outcome", "Processor", "batches", "run_batches"]
 
@@ -148,6 +148,7 @@ class Processor:
         # Loaded once here, never per message; a bad file raises ConfigurationError now.
         self.payers = PayerResolver.from_settings(settings)
         self.pricing = pricing or Pricing.from_settings(settings)
+        self.tokenizers = Tokenizers.from_settings(settings)
 
     def process_batch(self, messages: Iterable[RawMessage]) -> BatchReport:
         """Process a batch, then send its events. Raises `TransientError` if delivery failed."""
@@ -288,7 +289,7 @@ class Processor:
         for name in (exchange.deployment, _request_model(exchange)):
             if name and name in mapping:
                 return mapping[name]
-            if name and encoding_name_for_model(name):
+            if name and names_a_model(name):
                 return mask_identity(name)
         return None
 
@@ -330,9 +331,10 @@ class Processor:
         try:
             counts = estimate(
                 exchange,
-                model,
+                counted_as(model, _request_model(exchange), exchange.deployment),
                 image_url_policy=self.settings.image_url_policy,
                 cache=self.token_counts,
+                tokenizers=self.tokenizers,
             )
         except UnknownModel:
             if cut:

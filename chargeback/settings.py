@@ -62,6 +62,18 @@ class Settings(BaseSettings):
     image_url_policy: Literal["high", "low", "skip"] = Field(
         default="high", validation_alias="CHARGEBACK_IMAGE_URL_POLICY"
     )
+    # Model-name prefix -> tokenizer file for a family with no OpenAI encoding (Llama, Mistral,
+    # ...): a Hugging Face tokenizer.json, or a tiktoken ranks file (optionally
+    # {"path": ..., "split": "cl100k_base"}); without one such calls count with o200k_base times
+    # the family's factor, flagged tokenizer-approximate (chargeback/tokens/families.py).
+    tokenizers: Annotated[dict[str, Any], NoDecode] = Field(
+        default_factory=dict, validation_alias="CHARGEBACK_TOKENIZERS"
+    )
+    # Model-name prefixes whose calls are dead-lettered (unknown-model) when their tokens must
+    # be estimated, rather than billed on an approximation.
+    unestimated_models: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), validation_alias="CHARGEBACK_UNESTIMATED_MODELS"
+    )
 
     # --- Who pays and what it costs ---------------------------------------------------------
     prices_file: Path | None = Field(default=None, validation_alias="CHARGEBACK_PRICES_FILE")
@@ -148,7 +160,16 @@ class Settings(BaseSettings):
                 raise ValueError(f"deployment {deployment!r}: {kind!r} is not one of {known}")
         return value
 
-    @field_validator("identity_order", "provisioned_deployments", mode="before")
+    @field_validator("tokenizers", mode="before")
+    @classmethod
+    def _tokenizer_files(cls, value: Any) -> Any:
+        from chargeback.tokens.families import parse_tokenizers_setting
+
+        return parse_tokenizers_setting(value)
+
+    @field_validator(
+        "identity_order", "provisioned_deployments", "unestimated_models", mode="before"
+    )
     @classmethod
     def _comma_list(cls, value: Any) -> Any:
         if isinstance(value, str):

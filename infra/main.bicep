@@ -62,6 +62,12 @@ param deploymentModels object = {}
 @description('How an image given by URL is billed when its size cannot be known offline.')
 param imageUrlPolicy string = 'high'
 
+@description('Model-name prefix -> tokenizer file inside the deployed package (a tokenizer.json, or a tiktoken ranks file), for families with no OpenAI tokenizer; without one their calls are estimated with o200k_base times a family factor and flagged tokenizer-approximate.')
+param tokenizers object = {}
+
+@description('Model-name prefixes whose calls are dead-lettered when their tokens must be estimated, instead of billed on an approximation.')
+param unestimatedModels array = []
+
 @description('Path of the prices file inside the deployed package (e.g. config/prices.json); empty: no cost is computed.')
 param pricesFile string = ''
 
@@ -158,6 +164,8 @@ var chargebackAppSettings = {
   CHARGEBACK_EXPORT_TIMEOUT_SECONDS: exportTimeoutSeconds
   CHARGEBACK_DEPLOYMENT_MODELS: string(deploymentModels)
   CHARGEBACK_IMAGE_URL_POLICY: imageUrlPolicy
+  CHARGEBACK_TOKENIZERS: string(tokenizers)
+  CHARGEBACK_UNESTIMATED_MODELS: join(unestimatedModels, ',')
   CHARGEBACK_IDENTITY_ORDER: identityOrder
   CHARGEBACK_PROVISIONED_DEPLOYMENTS: join(provisionedDeployments, ',')
   CHARGEBACK_DEPLOYMENT_TYPES: string(deploymentTypes)

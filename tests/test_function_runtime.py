@@ -1,5 +1,5 @@
 """The Function inside the real Azure Functions Python runtime (azure-functions-runtime 1.3.0),
-driven as the Functions host drives it (tests/support/functions_host): the runtime indexes
+driven as the Functions host drives it (chargeback/tools/functions_host): the runtime indexes
 function_app.py, reports the trigger and retry policy the host reads, and answers each batch
 Success only when ingestion accepted its events, Failure with the exception otherwise.
 
@@ -20,7 +20,7 @@ import pytest
 from azure.storage.blob import ContainerClient
 
 from chargeback.local.store import LocalStore
-from tests.support.functions_host import (
+from chargeback.tools.functions_host import (
     REPO_ROOT,
     EventHubBatch,
     FunctionsHost,

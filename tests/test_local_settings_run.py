@@ -21,7 +21,7 @@ import pytest
 from chargeback.local.store import LocalStore, connection_string
 from chargeback.settings import load_settings
 from chargeback.tools.cli import build_parser
-from tests.support.functions_host import (
+from chargeback.tools.functions_host import (
     REPO_ROOT,
     EventHubBatch,
     FunctionsHost,

@@ -3,7 +3,7 @@
 One Flex Consumption instance owns several Event Hubs partitions, and the Python runtime runs a
 synchronous function on its own thread pool (PYTHON_THREADPOOL_THREAD_COUNT), so batches of
 different partitions run side by side in one process. Here, through the real runtime
-(tests/support/functions_host): 8 pool threads, 6 partitions, 2 batches of 100 each, the first
+(chargeback/tools/functions_host): 8 pool threads, 6 partitions, 2 batches of 100 each, the first
 batch of every partition sent at once; ingestion answers slowly and fails now and then. A
 failed invocation is run again by the test as the host's retry policy would (same events,
 retry context set) until it succeeds; a partition's next batch comes only then. Two starts:
@@ -35,7 +35,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.functions_host import (
+from chargeback.tools.functions_host import (
     REPO_ROOT,
     EventHubBatch,
     FunctionsHost,

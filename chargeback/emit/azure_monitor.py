@@ -18,7 +18,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from chargeback.emit.envelopes import EnvelopeBatch, EnvelopeWriter, exporter_tags
@@ -65,7 +66,11 @@ class AzureMonitorSink:
         reuse_worker: bool = False,
         backoff_seconds: float = 0.5,
         timeout: float = 30.0,
+        clock: Callable[[], datetime] | None = lambda: datetime.now(UTC),
     ) -> None:
+        """``clock`` tells the send time: an event older than Application Insights' ingestion
+        window is stamped inside it (`chargeback.emit.envelopes.INGESTION_WINDOW`); None
+        stamps every event with its own time, as the exporter does."""
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
@@ -84,7 +89,10 @@ class AzureMonitorSink:
         else:
             self._exporter = _exporter(connection_string, credential, timeout)
             self._writer = EnvelopeWriter(
-                self._exporter.instrumentation_key, exporter_tags(self.resource), LOGGER_NAME
+                self._exporter.instrumentation_key,
+                exporter_tags(self.resource),
+                LOGGER_NAME,
+                clock,
             )
 
     @classmethod

@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -38,7 +38,7 @@ from chargeback.emit.event import ChargebackEvent
 if TYPE_CHECKING:
     from opentelemetry.sdk.resources import Resource
 
-__all__ = ["Envelope", "EnvelopeBatch", "EnvelopeWriter", "exporter_tags"]
+__all__ = ["INGESTION_WINDOW", "Envelope", "EnvelopeBatch", "EnvelopeWriter", "exporter_tags"]
 
 #: What the exporter keeps of a property or measurement key, and of a property value.
 _MAX_KEY = 150
@@ -84,23 +84,48 @@ def exporter_tags(resource: Resource) -> dict[str, str]:
     return {str.__str__(key): value for key, value in tags.items()}
 
 
-class EnvelopeWriter:
-    """Writes our events as the exporter would, for one instrumentation key and set of tags."""
+#: Application Insights refuses an envelope whose ``time`` is more than 48 hours old ("103:
+#: Field 'time' on type 'Envelope' is older than the allowed min date. Expected: now -
+#: 172800000ms", microsoft/ApplicationInsights-node.js#1466; the .NET SDK's channel drops stored
+#: telemetry older than 2 days for that reason, microsoft/ApplicationInsights-dotnet#278). After an
+#: outage longer than that, or when a dead letter is replayed days later, an envelope stamped
+#: with its call's time would be refused for good and its partition stopped. So an older event's
+#: envelope is stamped at the send time minus this (an hour inside the window); the call's own
+#: time stays in its ``Timestamp`` dimension, which every query bills by.
+INGESTION_WINDOW = timedelta(hours=47)
 
-    def __init__(self, instrumentation_key: str, tags: Mapping[str, str], logger_name: str):
+
+class EnvelopeWriter:
+    """Writes our events as the exporter would, for one instrumentation key and set of tags.
+    ``clock`` tells the send time, for the ingestion window (`INGESTION_WINDOW`); None writes
+    every time as the exporter does, older than the window or not."""
+
+    def __init__(
+        self,
+        instrumentation_key: str,
+        tags: Mapping[str, str],
+        logger_name: str,
+        clock: Callable[[], datetime] | None = lambda: datetime.now(UTC),
+    ):
         self._ikey = instrumentation_key
         self._tags = dict(tags)
         self._logger_name = logger_name
+        self._clock = clock
 
     def batch(self, events: Sequence[ChargebackEvent]) -> EnvelopeBatch:
-        return EnvelopeBatch([self.envelope(event) for event in events])
+        oldest = None if self._clock is None else (self._clock() - INGESTION_WINDOW).timestamp()
+        return EnvelopeBatch([self.envelope(event, oldest) for event in events])
 
-    def envelope(self, event: ChargebackEvent) -> Envelope:
+    def envelope(self, event: ChargebackEvent, oldest: float | None = None) -> Envelope:
+        """``oldest``: the earliest time (POSIX seconds) ingestion still accepts, or None."""
         properties = _properties(event.dimensions)
         properties.setdefault("logger_name", self._logger_name)
+        moment = event.timestamp
+        if oldest is not None and moment.timestamp() < oldest:
+            moment = datetime.fromtimestamp(oldest, UTC)
         return Envelope(
             name="Microsoft.ApplicationInsights.Event",
-            time=envelope_time(event.timestamp),
+            time=envelope_time(moment),
             iKey=self._ikey,
             tags=self._tags,  # the same for every envelope, and never changed: shared
             data={

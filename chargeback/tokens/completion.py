@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from chargeback._values import as_list
 from chargeback.tokens.cache import TokenCountCache
 from chargeback.tokens.counting import Counting
 from chargeback.tokens.request import forced_function, json_schema_format
 
 if TYPE_CHECKING:
     from chargeback.bodies import Choice, Exchange
+    from chargeback.tokens.families import Tokenizer
 
 __all__ = ["CompletionCounter"]
 
@@ -18,8 +20,10 @@ __all__ = ["CompletionCounter"]
 class CompletionCounter(Counting):
     """Counts a reply's tokens (the completion side of the bill)."""
 
-    def __init__(self, model: str, cache: TokenCountCache | None = None) -> None:
-        super().__init__(model, cache)
+    def __init__(
+        self, model: str, cache: TokenCountCache | None = None, tokenizer: Tokenizer | None = None
+    ) -> None:
+        super().__init__(model, cache, tokenizer)
         self.reasoning = 0  # reasoning tokens the body shows as text
 
     def count(self, exchange: Exchange) -> int:
@@ -28,8 +32,18 @@ class CompletionCounter(Counting):
         responses = exchange.operation == "responses"
         overhead = self.rule.responses_reply if responses else self.rule.reply
         request = exchange.request or {}
+        effort = request.get("reasoning_effort")
+        if (
+            not responses
+            and effort in (None, "none")
+            and self.rule.reply_without_effort is not None
+        ):
+            overhead = self.rule.reply_without_effort
         forced = forced_function(request)
-        schema = self.rule.schema_reply if json_schema_format(request) else 0
+        schema = 0
+        if json_schema_format(request):
+            tools = bool(as_list(request.get("tools")) or as_list(request.get("functions")))
+            schema = self.rule.schema_reply if tools else self.rule.schema_reply_alone
         choices = exchange.choices.values()
         total = sum(self.reply(choice, overhead, forced, schema) for choice in choices)
         if responses and self.rule.responses_preamble:

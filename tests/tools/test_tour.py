@@ -56,7 +56,7 @@ TOUR: dict[str, list[Run]] = {
     "python -m chargeback send FILE --hub NAME": [
         (["send", SAMPLES, "--hub", "gateway-messages"], 2, "send: say where to send"),
     ],
-    "python -m chargeback accuracy FILE": [
+    "python -m chargeback accuracy FILE [FILE...]": [
         (["accuracy", str(RECORDS)], 0, ""),
     ],
     "python -m chargeback bench": [
@@ -173,12 +173,22 @@ def test_a_local_run_prints_only_its_own_lines(tour: Path) -> None:
     ), demo
 
 
+# `python -m chargeback`, with Ctrl-C as a terminal delivers it: a command started in the
+# background of a script (.ci/under-load) inherits SIGINT ignored, and Python leaves it so.
+_WITH_CTRL_C = (
+    "import runpy, signal, sys\n"
+    "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+    "sys.argv[0] = 'chargeback'\n"
+    "runpy.run_module('chargeback', run_name='__main__', alter_sys=True)\n"
+)
+
+
 @pytest.fixture
 def serving(tour: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
     port = free_port()
     environment = {**os.environ, "PYTHONPATH": str(ROOT)}
     store = subprocess.Popen(
-        [sys.executable, "-m", "chargeback", "store", "--port", str(port), "--db", "served.duckdb"],
+        [sys.executable, "-c", _WITH_CTRL_C, "store", "--port", str(port), "--db", "served.duckdb"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -171,7 +171,8 @@ class FunctionsHost:
             await self._process.wait()
             self._fail_all(
                 WorkerFault(
-                    f"the worker exited ({self._process.returncode}); its log:\n{self.log()[-4000:]}"
+                    f"the worker exited ({self._process.returncode});"
+                    f" its log:\n{self.log()[-4000:]}"
                 )
             )
 
