@@ -517,6 +517,29 @@ def test_top_consumers(store: Path) -> None:
     ]
 
 
+def test_top_consumers_rank_by_the_whole_bill(store: Path) -> None:
+    """The same Cost as chargeback-by-application.kql: with the PTU bill, the applications on
+    provisioned deployments come first (it showed their pay-as-you-go cost alone)."""
+    got = [
+        (r["Application"], r["PaygoCost"], r["PtuCost"], r["Cost"], r["CostShare"])
+        for r in rows(store, "top-consumers.kql", PtuMonthlyCost=300.0, ReportMonth="2026-11")
+    ]
+    assert got == [
+        ("Finance chatbot", 0.003, 200.0, 200.003, 0.6666),
+        ("Research agent", 0.0, 100.0, 100.0, 0.3333),
+        ("Campaign writer", 0.05227, 0.0, 0.05227, 0.0002),
+        ("rogue-sub", 0.001, 0.0, 0.001, 0.0),
+        ("Legal helper", 0.000058, 0.0, 0.000058, 0.0),
+    ]
+    bill = {
+        r["Application"]: r["Cost"]
+        for r in rows(
+            store, "chargeback-by-application.kql", PtuMonthlyCost=300.0, ReportMonth="2026-11"
+        )
+    }
+    assert {application: cost for application, _, _, cost, _ in got} == bill
+
+
 def test_data_quality_shows_how_firm_the_numbers_are(store: Path) -> None:
     got = [
         (
