@@ -11,6 +11,7 @@ What a caller of the library needs is exported here and pinned by a test; everyt
 internal and may change. The exception tree is in `chargeback.errors`.
 """
 
+from chargeback.batches import BatchReport, Outcome, run_batches
 from chargeback.billing.pricing import Pricing
 from chargeback.emit import (
     EVENT_NAME,
@@ -39,7 +40,7 @@ from chargeback.errors import (
     UnknownModel,
     UserError,
 )
-from chargeback.pipeline import BatchReport, Outcome, Processor, run_batches
+from chargeback.pipeline import Processor
 from chargeback.receive import RawMessage, partition_id
 from chargeback.runtime import process_batch
 from chargeback.settings import Settings, get_settings, load_settings

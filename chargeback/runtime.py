@@ -12,8 +12,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 
+from chargeback.batches import BatchReport
 from chargeback.emit import AzureMonitorSink, BlobDeadLetters
-from chargeback.pipeline import BatchReport, Processor
+from chargeback.pipeline import Processor
 from chargeback.receive import RawMessage
 from chargeback.settings import get_settings
 from chargeback.tokens import get_encoding

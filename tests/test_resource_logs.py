@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
+from chargeback.batches import BatchReport
 from chargeback.emit import ChargebackEvent, MemorySink
 from chargeback.emit.deadletter import MemoryDeadLetters
-from chargeback.pipeline import BatchReport, Processor
+from chargeback.pipeline import Processor
 from chargeback.receive import RawMessage
 from chargeback.settings import Settings, load_settings
 from tests.support.accounting import assert_accounted

@@ -59,6 +59,9 @@ def build_event(
 
     Only dimensions with a value are written; ``extra`` (who pays, the price) then sets or, with
     an empty value, removes keys.
+
+    Long on purpose: it runs once per event, so each key is written directly rather than built
+    in a loop and filtered (measured in ``python -m chargeback bench``).
     """
     # Runs once per event: each key is written directly rather than built and then filtered.
     dimensions: dict[str, str] = {"RequestId": call.request_id} if call.request_id else {}

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import operator
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -25,15 +24,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from chargeback.errors import MalformedMessage, MessageTooLarge, UnidentifiableMessage
 from chargeback.gateway import jsontext
+from chargeback.gateway.arrival import on_arrival
 from chargeback.gateway.call import GatewayCall, Shape
 from chargeback.gateway.masking import (
-    looks_like_credential,
-    mask_credentials_in,
-    mask_identity,
     mask_key,
-    mask_request_id,
 )
-from chargeback.gateway.timestamps import call_time, parse_timestamp
+from chargeback.gateway.timestamps import parse_timestamp
 from chargeback.receive import RawMessage
 
 __all__ = ["parse_gateway_message"]
@@ -117,7 +113,7 @@ def parse_gateway_message(raw: RawMessage, *, max_bytes: int) -> GatewayCall:
             call = _from_usage_only(_UsageOnly.model_validate(fields), raw, truncated)
         else:
             call = _from_bodies(_Bodies.model_validate(fields), raw, truncated)
-        return _on_arrival(call, raw)
+        return on_arrival(call, raw)
     except ValidationError as exc:
         problem = _first_problem(exc)
         if truncated:
@@ -366,74 +362,3 @@ def _from_bodies(msg: _Bodies, raw: RawMessage, truncated: bool) -> GatewayCall:
         response_body=msg.response,
         truncated=truncated,
     )
-
-
-# --- On arrival: the call's time settled, credentials masked ---------------------------------
-
-_TIME_FIELD: dict[Shape, str] = {
-    "v1": "timestamp",
-    "usage-only": "Timestamp",
-    "bodies": "eventTime",
-}
-
-#: The text fields that can reach an event, a skip reason or a dead letter's detail. The bodies
-#: are read by the bodies stage and never copied out whole.
-_IDENTITY = (
-    "method",
-    "operation_id",
-    "api_id",
-    "product_id",
-    "subscription_id",
-    "subscription_name",
-    "user_id",
-    "app_id",
-    "business_unit",
-    "end_user",
-    "client_ip",
-    "backend_id",
-    "region",
-    "response_content_type",
-    "model",
-)
-_texts = operator.attrgetter("url", *_IDENTITY)
-#: The ids the usage-only and bodies shapes are given (`_derived_id`) are ours, hashes of the
-#: message, and already hold nothing of it.
-_DERIVED_IDS: frozenset[Shape] = frozenset({"usage-only", "bodies"})
-#: Whether a caller's fields (URL and identities, which repeat from call to call) hold a
-#: credential: looked at once per distinct set, not once per message. Bounded in entries and in
-#: the size of each (at most 4,096 of up to 2 KB); a race between batches of two partitions
-#: costs one more look, never a wrong answer.
-_VERDICTS: dict[tuple[str | None, ...], bool] = {}
-_VERDICTS_LIMIT = 4096
-_VERDICT_SIZE = 2048
-
-
-def _on_arrival(call: GatewayCall, raw: RawMessage) -> GatewayCall:
-    """The call with its time settled against the enqueued time and every value shaped like a
-    credential masked. The usual call costs a comparison, a dictionary look-up and a look at
-    its request id, and is returned as it is."""
-    moment, why = call_time(call.timestamp, raw.enqueued_time, _TIME_FIELD[call.shape])
-    if why is not None:
-        call = dataclasses.replace(
-            call, timestamp=moment, reported_timestamp=call.timestamp, timestamp_adjusted=why
-        )
-    texts = _texts(call)
-    verdict = _VERDICTS.get(texts)
-    if verdict is None:
-        joined = "\n".join(filter(None, texts))
-        verdict = looks_like_credential(joined)
-        if len(joined) <= _VERDICT_SIZE:
-            if len(_VERDICTS) >= _VERDICTS_LIMIT:
-                _VERDICTS.clear()
-            _VERDICTS[texts] = verdict
-    if verdict or (call.shape not in _DERIVED_IDS and looks_like_credential(call.request_id)):
-        call = _masked(call)
-    return call
-
-
-def _masked(call: GatewayCall) -> GatewayCall:
-    changes: dict[str, Any] = {name: mask_identity(getattr(call, name)) for name in _IDENTITY}
-    if call.shape not in _DERIVED_IDS:
-        changes["request_id"] = mask_request_id(call.request_id)
-    changes["url"] = mask_credentials_in(call.url)
-    return dataclasses.replace(call, **changes)

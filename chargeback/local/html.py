@@ -236,97 +236,104 @@ def _cost_segments(row: Row, color: str, report: Report) -> list[Segment]:
     return segments
 
 
+_BILLING_COLORS = {"paygo": DARK, "provisioned": LIGHT}
+_BILLING_NAMES = {"paygo": "pay-as-you-go", "provisioned": "provisioned (PTU)"}
+
+
 def _charts(report: Report, currency: str) -> list[str]:
+    """The page's five charts, each a figure with its legend."""
     colors = unit_colors(report)
-    units = report.business_units()
     kinds = _legend([("pay-as-you-go", DARK, False), ("PTU share (pale)", DARK, True)])
     unit_legend = _legend([(name, color, False) for name, color in colors.items()])
+    with_ptu = unit_legend + (kinds if report.has_ptu else "")
+    return [
+        _figure(
+            "cost-by-business-unit",
+            f"Cost per business unit ({currency})",
+            _by_unit(report, colors),
+            with_ptu,
+        ),
+        _figure(
+            "cost-by-day",
+            f"Pay-as-you-go cost per business unit and day ({currency})",
+            _by_day(report, colors),
+            unit_legend,
+        ),
+        _figure(
+            "tokens-by-model",
+            "Tokens per model",
+            _by_model(report),
+            _legend([(_BILLING_NAMES[k], c, False) for k, c in _BILLING_COLORS.items()]),
+        ),
+        _figure(
+            "top-applications",
+            f"Top applications by cost ({currency})",
+            _top_applications(report, colors),
+            with_ptu,
+        ),
+        _figure(
+            "estimated-share",
+            "Tokens reported by the API versus estimated",
+            _firmness(report),
+            _legend([("reported", DARK, False), ("estimated", LIGHT, False)]),
+            firmness_line(report),
+        ),
+    ]
 
-    by_unit = hbar_chart(
+
+def _by_unit(report: Report, colors: dict[str, str]) -> str:
+    units = report.business_units()
+    return hbar_chart(
         [(u["BusinessUnit"], _cost_segments(u, colors[u["BusinessUnit"]], report)) for u in units]
     )
 
+
+def _by_day(report: Report, colors: dict[str, str]) -> str:
     day_values: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for row in report.days:
         day_values[_day(row["Day"])][row["BusinessUnit"]] += float(row["Cost"] or 0)
-    by_day = column_chart(
+    return column_chart(
         [
             (day, [Segment(unit, cost, colors[unit], unit) for unit, cost in values.items()])
             for day, values in sorted(day_values.items())
         ]
     )
 
-    billing_colors = {"paygo": DARK, "provisioned": LIGHT}
-    billing_names = {"paygo": "pay-as-you-go", "provisioned": "provisioned (PTU)"}
-    model_items = [
+
+def _by_model(report: Report) -> str:
+    items = [
         (
             model,
             [
-                Segment(billing_names.get(kind, kind), tokens, billing_colors.get(kind, DARK))
+                Segment(_BILLING_NAMES.get(kind, kind), tokens, _BILLING_COLORS.get(kind, DARK))
                 for kind, tokens in sorted(values.items())
             ],
         )
         for model, values in report.tokens_per_model()
     ]
-    by_model = hbar_chart(model_items, fmt=count)
+    return hbar_chart(items, fmt=count)
 
-    top_apps = sorted(report.applications, key=lambda r: (-(r["Cost"] or 0), r["Application"]))
-    app_items = [
+
+def _top_applications(report: Report, colors: dict[str, str]) -> str:
+    top = sorted(report.applications, key=lambda r: (-(r["Cost"] or 0), r["Application"]))
+    items = [
         (
             f"{row['Application']} ({row['BusinessUnit']})",
             _cost_segments(row, colors.get(row["BusinessUnit"], DARK), report),
         )
-        for row in top_apps[:10]
+        for row in top[:10]
     ]
-    top_applications = hbar_chart(app_items, label_width=260)
+    return hbar_chart(items, label_width=260)
 
+
+def _firmness(report: Report) -> str:
     f = report.firmness()
     reported = f["TotalTokens"] - f["EstimatedTokens"]
-    firm = hbar_chart(
-        [
-            (
-                "tokens",
-                [
-                    Segment("reported", reported, DARK),
-                    Segment("estimated", f["EstimatedTokens"], LIGHT),
-                ],
-            )
-        ],
-        fmt=count,
-    )
-    return [
-        _figure(
-            "cost-by-business-unit",
-            f"Cost per business unit ({currency})",
-            by_unit,
-            unit_legend + (kinds if report.has_ptu else ""),
-        ),
-        _figure(
-            "cost-by-day",
-            f"Pay-as-you-go cost per business unit and day ({currency})",
-            by_day,
-            unit_legend,
-        ),
-        _figure(
-            "tokens-by-model",
-            "Tokens per model",
-            by_model,
-            _legend([(billing_names[k], c, False) for k, c in billing_colors.items()]),
-        ),
-        _figure(
-            "top-applications",
-            f"Top applications by cost ({currency})",
-            top_applications,
-            unit_legend + (kinds if report.has_ptu else ""),
-        ),
-        _figure(
-            "estimated-share",
-            "Tokens reported by the API versus estimated",
-            firm,
-            _legend([("reported", DARK, False), ("estimated", LIGHT, False)]),
-            firmness_line(report),
-        ),
+    segments = [
+        Segment("reported", reported, DARK),
+        Segment("estimated", f["EstimatedTokens"], LIGHT),
     ]
+    return hbar_chart([("tokens", segments)], fmt=count)
 
 
 def render_html(report: Report) -> str:

@@ -10,10 +10,11 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Any
 
+from chargeback.batches import BatchReport, run_batches
 from chargeback.emit import AzureMonitorSink, DirectoryDeadLetters, EventSink, JsonlSink
 from chargeback.emit.deadletter import BlobDeadLetters, DeadLetter, StoredDeadLetter
 from chargeback.errors import TransientError, UserError
-from chargeback.pipeline import BatchReport, Processor, run_batches
+from chargeback.pipeline import Processor
 from chargeback.receive import RawMessage
 from chargeback.settings import Settings, get_settings
 from chargeback.tools.progress import Progress, count_lines

@@ -23,6 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from chargeback.batches import Outcome
 from chargeback.billing.pricing import PER_MILLION, load_price_table
 from chargeback.bodies import parse_exchange
 from chargeback.emit import ChargebackEvent, MemorySink
@@ -30,7 +31,7 @@ from chargeback.emit.deadletter import MemoryDeadLetters
 from chargeback.errors import BadMessage
 from chargeback.gateway import GatewayCall, jsontext, parse_gateway_message
 from chargeback.gateway.timestamps import AHEAD, BEHIND
-from chargeback.pipeline import Outcome, Processor
+from chargeback.pipeline import Processor
 from chargeback.receive import RawMessage
 from chargeback.settings import load_settings
 from chargeback.tokens.ceilings import MAX_CHOICES, ceiling_for

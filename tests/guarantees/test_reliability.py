@@ -21,12 +21,13 @@ from typing import Any
 
 import pytest
 
+from chargeback.batches import run_batches
 from chargeback.emit import AzureMonitorSink, ChargebackEvent
 from chargeback.emit.deadletter import MemoryDeadLetters
 from chargeback.errors import TelemetryNotAccepted
 from chargeback.local.kql import run_kql
 from chargeback.local.store import LocalStore
-from chargeback.pipeline import Processor, run_batches
+from chargeback.pipeline import Processor
 from chargeback.receive import RawMessage
 from chargeback.settings import Settings
 from tests.support.accounting import assert_accounted

@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
+from chargeback.batches import Outcome
 from chargeback.emit import ChargebackEvent, MemorySink
 from chargeback.emit.deadletter import MemoryDeadLetters
-from chargeback.pipeline import Outcome, Processor
+from chargeback.pipeline import Processor
 from chargeback.receive import RawMessage
 from chargeback.settings import Settings
 from tests.support.accounting import assert_accounted

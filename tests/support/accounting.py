@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chargeback.pipeline import BatchReport
+from chargeback.batches import BatchReport
 
 OUTCOMES = {"emitted", "skipped", "dead-lettered"}
 

@@ -27,7 +27,8 @@ from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from chargeback.local.store import IngestionServer, LocalStore, _envelopes, connection_string
+from chargeback.local.ingestion import IngestionServer, envelopes_of
+from chargeback.local.store import LocalStore, connection_string
 
 #: What the endpoint does with one request:
 #: "ok"                    store it, answer 200;
@@ -75,7 +76,7 @@ class FaultyIngestion:
         ``(fault, status, payload, seconds before the answer)``."""
         if encoding == "gzip":
             body = gzip.decompress(body)
-        envelopes = _envelopes(body)
+        envelopes = envelopes_of(body)
         with self._lock:
             fault, wait = self.choose(len(self.requests), envelopes)
             self.requests.append(fault)

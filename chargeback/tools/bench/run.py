@@ -90,7 +90,9 @@ def run(
     store_messages: int | None = None,
     out: IO[str] | None = None,
 ) -> dict[str, Any]:
-    """Run the benchmark, print its report and return the figures of its last line."""
+    """Run the benchmark, print its report and return the figures of its last line. (Long: it
+    reads as the report does, one stage after another, each a call; splitting it would only
+    scatter the order of the report.)"""
     stream = out or sys.stdout
     quiet()
     with Progress("bench", total=len(STAGES), unit="stage") as progress:

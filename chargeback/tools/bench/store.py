@@ -133,8 +133,9 @@ def replay_rates(samples: list[Sample], messages: int) -> ReplayRates:
 
 def _replay(path: Path, sink: EventSink, dead_letters: Path) -> tuple[float, int]:
     """What ``replay FILE`` does with a sink: wall seconds and events emitted."""
+    from chargeback.batches import run_batches
     from chargeback.emit import DirectoryDeadLetters
-    from chargeback.pipeline import Processor, run_batches
+    from chargeback.pipeline import Processor
     from chargeback.settings import load_settings
     from chargeback.tools.replay import read_messages
 
