@@ -4,31 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
+
+from tests.support.cli import run_cli as run
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "samples" / "gateway-messages.jsonl"
-
-
-def run(
-    *args: str, stdin: bytes | None = None, cwd: Path = ROOT
-) -> subprocess.CompletedProcess[str]:
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith("APPLICATIONINSIGHTS_CONNECTION")
-    }
-    env["PYTHONPATH"] = str(ROOT)
-    return subprocess.run(
-        [sys.executable, "-m", "chargeback", *args],
-        input=None if stdin is None else stdin.decode(),
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=120,
-        check=False,
-    )
 
 
 def test_replay_jsonl_writes_one_event_per_billable_line(tmp_path: Path) -> None:

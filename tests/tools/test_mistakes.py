@@ -4,36 +4,17 @@ it: ``python -m chargeback ...`` in a fresh process."""
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.cli import run_cli as run
+
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "samples" / "gateway-messages.jsonl"
 PTU = ROOT / "queries" / "ptu-share-out.kql"
-
-
-def run(
-    *args: str, cwd: Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    environment = {
-        k: v for k, v in os.environ.items() if not k.startswith("APPLICATIONINSIGHTS_CONNECTION")
-    }
-    environment.update(env or {}, PYTHONPATH=str(ROOT))
-    return subprocess.run(
-        [sys.executable, "-m", "chargeback", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=environment,
-        timeout=120,
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cli import run_cli as run
 from tests.support.services import Azurite, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,25 +93,6 @@ def documented() -> list[str]:
     start = section.index("```sh\n") + len("```sh\n")
     block = section[start : section.index("```", start)]
     return [line.split("#", 1)[0].strip() for line in block.splitlines() if line.strip()]
-
-
-def run(
-    *args: str, cwd: Path, stdin: str | None = None, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    environment = {
-        k: v for k, v in os.environ.items() if not k.startswith("APPLICATIONINSIGHTS_CONNECTION")
-    }
-    environment.update(env or {}, PYTHONPATH=str(ROOT))
-    return subprocess.run(
-        [sys.executable, "-m", "chargeback", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=environment,
-        timeout=600,
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")
