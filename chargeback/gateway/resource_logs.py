@@ -328,10 +328,6 @@ def _folded(mapping: Mapping[object, object]) -> dict[str, object]:
     return folded
 
 
-def _is_json(value: object) -> bool:
-    return isinstance(value, str | int | float | bool | list | dict) or value is None
-
-
 def _kind(value: object) -> str:
     """What a wrong value is, without its content: numbers and booleans are shown (they are no
     one's text), a string only by its length."""
